@@ -1,0 +1,1 @@
+"""fgrad core: the language (dtypes, avals, pytrees, primitives, traces, jaxprs)."""

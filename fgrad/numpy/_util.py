@@ -1,0 +1,133 @@
+"""The lenient layer's plumbing: turning numpy-style arguments into strict ones.
+
+``fgrad.numpy`` accepts what numpy accepts (Python scalars, mixed dtypes,
+broadcastable shapes, negative axes) and calls ``fgrad.lax`` primitives that
+accept only exact matches. The conversions live here:
+
+* ``asarray_arg``: Python scalars and numpy values become fgrad Arrays
+  (Python scalars weakly typed, float64 narrowed without x64);
+* ``promote_dtypes``: JAX's promotion lattice (``core/dtypes.py``) applied to
+  all arguments, casting with ``convert_element_type`` where needed;
+* ``broadcast_arrays``: numpy broadcasting made explicit with
+  ``broadcast_in_dim`` (error messages name the operation and all shapes);
+* ``normalize_axis``: negative axes and ``None``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from fgrad.core import dtypes
+from fgrad.core.array import Array
+from fgrad.core.avals import get_aval
+from fgrad.core.trace import Tracer
+from fgrad.primitives.elementwise import convert_element_type
+from fgrad.primitives.shape import broadcast_in_dim
+
+
+def asarray_arg(x: Any, op: str = "fgrad.numpy") -> Any:
+    """An fgrad value (Array or tracer) for ``x``."""
+    if isinstance(x, (Array, Tracer)):
+        return x
+    if isinstance(x, (bool, int, float, np.generic, np.ndarray)):
+        dtype, weak = dtypes.dtype_and_weak_type(x)
+        return Array(np.asarray(x, dtype=dtype), weak)
+    if isinstance(x, (list, tuple)):
+        from fgrad.numpy._creation import array
+        return array(x)
+    if hasattr(x, "__array__"):
+        return asarray_arg(np.asarray(x), op)
+    raise TypeError(f"{op}: expected an array or a Python scalar, got {type(x).__name__}")
+
+
+def result_dtype(*args: Any) -> tuple[np.dtype, bool]:
+    pairs = []
+    for x in args:
+        aval = get_aval(x)
+        pairs.append((aval.dtype, aval.weak_type))
+    return dtypes.result_type(*pairs)
+
+
+def cast(x: Any, dtype: Any, weak_type: bool = False) -> Any:
+    aval = get_aval(x)
+    if aval.dtype == dtype and aval.weak_type == weak_type:
+        return x
+    return convert_element_type(x, dtype, weak_type)
+
+
+def promote_dtypes(*args: Any, op: str = "fgrad.numpy") -> list[Any]:
+    """Convert all arguments to their common (promoted) dtype, JAX style."""
+    arrays = [asarray_arg(x, op) for x in args]
+    if len(arrays) < 2:
+        return arrays
+    dtype, weak = result_dtype(*arrays)
+    return [cast(x, dtype, weak) for x in arrays]
+
+
+def promote_to_inexact(*args: Any, op: str = "fgrad.numpy") -> list[Any]:
+    """Promote, then move integer/bool results to the default float (for sin, log, /...)."""
+    arrays = promote_dtypes(*args, op=op)
+    dtype, weak = result_dtype(*arrays)
+    if not dtypes.is_float(dtype):
+        dtype, weak = dtypes.default_float_dtype(), weak
+    return [cast(x, dtype, weak) for x in arrays]
+
+
+def broadcast_shapes(*shapes: Sequence[int], op: str = "broadcast_shapes") -> tuple[int, ...]:
+    ndim = max((len(s) for s in shapes), default=0)
+    out = []
+    for axis in range(ndim):
+        sizes = {s[axis - ndim + len(s)] for s in shapes if axis - ndim + len(s) >= 0}
+        sizes.discard(1)
+        if len(sizes) > 1:
+            shown = " and ".join(str(tuple(s)) for s in shapes)
+            raise ValueError(f"{op}: incompatible shapes for broadcasting: {shown}")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+def broadcast_to_shape(x: Any, shape: tuple[int, ...], op: str = "broadcast_to") -> Any:
+    aval = get_aval(x)
+    if aval.shape == shape:
+        return x
+    lead = len(shape) - aval.ndim
+    if lead < 0 or any(d not in (1, shape[lead + i]) for i, d in enumerate(aval.shape)):
+        raise ValueError(f"{op}: cannot broadcast an array of shape {aval.shape} to shape "
+                         f"{shape}")
+    return broadcast_in_dim(x, shape, tuple(range(lead, len(shape))))
+
+
+def broadcast_arrays(*args: Any, op: str = "fgrad.numpy") -> list[Any]:
+    avals = [get_aval(x) for x in args]
+    try:
+        shape = broadcast_shapes(*(a.shape for a in avals), op=op)
+    except ValueError:
+        shown = " and ".join(a.str_short() for a in avals)
+        raise ValueError(f"{op}: incompatible shapes for broadcasting: {shown}") from None
+    return [broadcast_to_shape(x, shape, op) for x in args]
+
+
+def promote_and_broadcast(*args: Any, op: str, inexact: bool = False) -> list[Any]:
+    arrays = promote_to_inexact(*args, op=op) if inexact else promote_dtypes(*args, op=op)
+    return broadcast_arrays(*arrays, op=op)
+
+
+def normalize_axis(axis: int, ndim: int, op: str = "fgrad.numpy") -> int:
+    axis = int(axis)
+    if not -ndim <= axis < max(ndim, 1) or (ndim == 0 and axis not in (0, -1)):
+        raise ValueError(f"{op}: axis {axis} is out of bounds for an array of dimension {ndim}")
+    return axis % ndim if ndim else 0
+
+
+def normalize_axes(axis: Any, ndim: int, op: str = "fgrad.numpy") -> tuple[int, ...]:
+    """``None`` means all axes; ints and tuples of ints may be negative."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (int, np.integer)):
+        axis = (axis,)
+    axes = tuple(normalize_axis(a, ndim, op) for a in axis)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{op}: repeated axis in {axis}")
+    return tuple(sorted(axes))

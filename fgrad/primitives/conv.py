@@ -1,0 +1,5 @@
+"""(being written) conv primitives."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

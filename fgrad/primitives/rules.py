@@ -1,0 +1,222 @@
+"""Rule constructors: the helpers that make most primitive blocks two lines.
+
+A family file declares a primitive and its rules side by side; these helpers
+fill the common cases:
+
+* ``unop`` / ``binop``: an elementwise primitive with its impl and its
+  shape/dtype rule (operands strictly equal in shape and dtype: all numpy
+  leniency lives in ``fgrad.numpy``);
+* ``standard_primitive``: any primitive from a shape rule and a dtype rule;
+* ``defjvp``: a JVP from one rule per argument, ``t_i -> ∂f/∂x_i · t_i``,
+  summed, skipping symbolic zeros (``defjvp2`` also passes the output);
+* ``deflinear``: a primitive linear in all its arguments; its JVP is itself;
+* ``defbilinear``: linear in each of two arguments (``mul``, ``dot_general``);
+* ``defjvp_zero``: derivative zero by declaration (comparisons, ``floor``).
+
+Rules are written with fgrad's own strict wrappers, never raw numpy, so
+they are themselves differentiable, traceable and (later) batchable.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from fgrad.core import dtypes
+from fgrad.core.ad_util import UndefPrimal, Zero, add_tangents, is_undefined_primal
+from fgrad.core.avals import ShapedArray
+from fgrad.core.errors import FgradTypeError
+from fgrad.core.primitive import Primitive
+
+# dtype "kinds" accepted by an elementwise primitive
+FLOAT = "floating-point"
+NUMBER = "numeric (int or float)"
+INT = "integer"
+INT_OR_BOOL = "integer or boolean"
+ANY = "any"
+
+_KIND_CHECKS: dict[str, Callable[[np.dtype], bool]] = {
+    FLOAT: dtypes.is_float,
+    NUMBER: lambda d: dtypes.is_float(d) or dtypes.is_int(d),
+    INT: dtypes.is_int,
+    INT_OR_BOOL: lambda d: dtypes.is_int(d) or dtypes.is_bool(d),
+    ANY: lambda d: True,
+}
+
+
+def check_kind(op: str, kind: str, *avals: ShapedArray) -> None:
+    for i, aval in enumerate(avals):
+        if not _KIND_CHECKS[kind](aval.dtype):
+            pos = f" operand {i}" if len(avals) > 1 else ""
+            raise FgradTypeError(f"{op}:{pos} expected a {kind} array, got {aval.str_short()}")
+
+
+def check_same_types(op: str, *avals: ShapedArray) -> None:
+    """Strict elementwise check: equal shapes and equal dtypes (weak types may differ)."""
+    first = avals[0]
+    for aval in avals[1:]:
+        if aval.shape != first.shape:
+            raise FgradTypeError(f"{op}: operands must have equal shapes, got "
+                                 + ", ".join(a.str_short() for a in avals)
+                                 + " (fgrad.numpy broadcasts; fgrad.lax is strict)")
+        if aval.dtype != first.dtype:
+            raise FgradTypeError(f"{op}: operands must have equal dtypes, got "
+                                 + ", ".join(a.str_short() for a in avals)
+                                 + " (fgrad.numpy promotes; fgrad.lax is strict)")
+
+
+def standard_primitive(name: str, impl: Callable[..., Any],
+                       shape_rule: Callable[..., tuple[int, ...]],
+                       dtype_rule: Callable[..., Any],
+                       weak_type_rule: Callable[..., bool] | None = None,
+                       multiple_results: bool = False) -> Primitive:
+    """A primitive whose abstract eval is ``ShapedArray(shape_rule(...), dtype_rule(...))``.
+
+    The default weak-type rule: the result is weak iff every operand is weak.
+    """
+    prim = Primitive(name, multiple_results=multiple_results)
+    weak_rule = weak_type_rule or (lambda *avals, **_: bool(avals) and all(
+        a.weak_type for a in avals))
+
+    def abstract_eval(*avals: ShapedArray, **params: Any) -> ShapedArray:
+        shape = shape_rule(*avals, **params)
+        dtype = dtype_rule(*avals, **params)
+        return ShapedArray(shape, dtype, weak_rule(*avals, **params))
+
+    prim.def_impl(impl)
+    prim.def_abstract_eval(abstract_eval)
+    return prim
+
+
+def unop(name: str, impl: Callable[..., Any], kind: str) -> Primitive:
+    """Elementwise unary primitive: same shape and dtype out as in."""
+    def shape_rule(x: ShapedArray, **_: Any) -> tuple[int, ...]:
+        check_kind(name, kind, x)
+        return x.shape
+
+    return standard_primitive(name, impl, shape_rule, lambda x, **_: x.dtype)
+
+
+def binop(name: str, impl: Callable[..., Any], kind: str,
+          result_dtype: Any = None) -> Primitive:
+    """Elementwise binary primitive on equal shapes and dtypes.
+
+    ``result_dtype`` overrides the output dtype (``bool`` for comparisons).
+    """
+    def shape_rule(x: ShapedArray, y: ShapedArray, **_: Any) -> tuple[int, ...]:
+        check_same_types(name, x, y)
+        check_kind(name, kind, x, y)
+        return x.shape
+
+    if result_dtype is None:
+        return standard_primitive(name, impl, shape_rule, lambda x, y, **_: x.dtype)
+    return standard_primitive(name, impl, shape_rule, lambda x, y, **_: np.dtype(result_dtype),
+                              weak_type_rule=lambda *a, **_: False)
+
+
+# --- JVP constructors ------------------------------------------------------------------
+
+def defjvp(prim: Primitive, *rules: Callable[..., Any] | None) -> None:
+    """JVP from one rule per argument: ``rule(t, *primals, **params) -> tangent contribution``.
+
+    A ``None`` rule marks an argument the primitive is not differentiable in.
+    """
+    def jvp(primals: Sequence[Any], tangents: Sequence[Any], **params: Any) -> Any:
+        primal_out = prim.bind(*primals, **params)
+        tangent_out: Any = None
+        for rule, t in zip(rules, tangents):
+            if rule is not None and type(t) is not Zero:
+                contribution = rule(t, *primals, **params)
+                tangent_out = contribution if tangent_out is None else add_tangents(
+                    tangent_out, contribution)
+        if tangent_out is None:
+            tangent_out = Zero(prim.abstract_eval(*[_aval(p) for p in primals],
+                                                  **params).strip_weak_type())
+        return primal_out, tangent_out
+
+    prim.def_jvp(jvp)
+
+
+def defjvp2(prim: Primitive, *rules: Callable[..., Any] | None) -> None:
+    """Like ``defjvp`` but each rule also gets the output: ``rule(t, ans, *primals)``."""
+    def jvp(primals: Sequence[Any], tangents: Sequence[Any], **params: Any) -> Any:
+        ans = prim.bind(*primals, **params)
+        tangent_out: Any = None
+        for rule, t in zip(rules, tangents):
+            if rule is not None and type(t) is not Zero:
+                contribution = rule(t, ans, *primals, **params)
+                tangent_out = contribution if tangent_out is None else add_tangents(
+                    tangent_out, contribution)
+        if tangent_out is None:
+            tangent_out = Zero(_aval(ans).strip_weak_type())
+        return ans, tangent_out
+
+    prim.def_jvp(jvp)
+
+
+def defjvp_zero(prim: Primitive) -> None:
+    """The primitive's output does not depend differentiably on its inputs."""
+    prim.nondifferentiable = True
+    prim.declare_missing("transpose", "not linear (derivative is zero by declaration)")
+
+
+def deflinear(prim: Primitive, transpose_rule: Callable[..., Any],
+              linear_args: Sequence[int] | str = (0,)) -> None:
+    """A primitive linear in ``linear_args`` (a tuple of positions, or ``"all"``).
+
+    Its JVP is the primitive itself applied to the tangents (other arguments
+    are passed as they are). ``transpose_rule(ct, *args, **params)`` returns
+    one cotangent per argument (None for arguments it is not linear in).
+    """
+    def jvp(primals: Sequence[Any], tangents: Sequence[Any], **params: Any) -> Any:
+        from fgrad.transforms.jvp import instantiate_zeros  # rules use transforms lazily
+        primal_out = prim.bind(*primals, **params)
+        lin = range(len(primals)) if linear_args == "all" else linear_args
+        if all(type(tangents[i]) is Zero for i in lin):
+            return primal_out, Zero(_aval(primal_out).strip_weak_type())
+        args = [instantiate_zeros(tangents[i]) if i in lin else primals[i]
+                for i in range(len(primals))]
+        return primal_out, prim.bind(*args, **params)
+
+    prim.def_jvp(jvp)
+    prim.def_transpose(transpose_rule)
+    prim.linear_args = linear_args if linear_args == "all" else tuple(linear_args)
+
+
+def defbilinear(prim: Primitive, lhs_transpose: Callable[..., Any],
+                rhs_transpose: Callable[..., Any]) -> None:
+    """``f(x, y)`` linear in x for fixed y and in y for fixed x: f(ẋ, y) + f(x, ẏ).
+
+    ``lhs_transpose(ct, x, y, **params)`` gives the cotangent of x (x is an
+    ``UndefPrimal``), ``rhs_transpose`` that of y.
+    """
+    def jvp(primals: Sequence[Any], tangents: Sequence[Any], **params: Any) -> Any:
+        x, y = primals
+        x_dot, y_dot = tangents
+        out = prim.bind(x, y, **params)
+        t: Any = Zero(_aval(out).strip_weak_type())
+        if type(x_dot) is not Zero:
+            t = add_tangents(t, prim.bind(x_dot, y, **params))
+        if type(y_dot) is not Zero:
+            t = add_tangents(t, prim.bind(x, y_dot, **params))
+        return out, t
+
+    def transpose(ct: Any, x: Any, y: Any, **params: Any) -> list[Any]:
+        ct_x = lhs_transpose(ct, x, y, **params) if is_undefined_primal(x) else None
+        ct_y = rhs_transpose(ct, x, y, **params) if is_undefined_primal(y) else None
+        return [ct_x, ct_y]
+
+    prim.def_jvp(jvp)
+    prim.def_transpose(transpose)
+    prim.linear_args = (0, 1)
+
+
+def _aval(x: Any) -> ShapedArray:
+    from fgrad.core.avals import get_aval
+    return get_aval(x)
+
+
+__all__ = ["FLOAT", "NUMBER", "INT", "INT_OR_BOOL", "ANY", "standard_primitive", "unop",
+           "binop", "defjvp", "defjvp2", "defjvp_zero", "deflinear", "defbilinear",
+           "check_kind", "check_same_types", "UndefPrimal"]

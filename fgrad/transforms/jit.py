@@ -1,0 +1,297 @@
+"""``jit``: stage a function out once, then run the staged program.
+
+``jit(f)(*args)`` traces ``f`` into a jaxpr for the arguments' abstract
+values (shape, dtype, weak type) and static arguments, caches it, and binds
+``jit_p``, a *call primitive* whose parameter is that jaxpr. Because jit is a
+primitive like any other, every transform handles it with ordinary rules:
+
+* eager: ``impl`` hands the jaxpr to a **backend** (``"interpret"`` today: the
+  reference evaluator; the LLVM and CUDA backends register here later);
+* jvp: differentiate the inner jaxpr (``jvp_jaxpr``) and bind ``jit_p`` again;
+* partial eval: split the inner jaxpr into known and unknown halves;
+* transpose: transpose the inner jaxpr;
+* staging: ``make_jaxpr(jit(f))`` shows a ``jit`` equation with the jaxpr inside.
+
+So ``grad(jit(f))``, ``jit(grad(f))`` and any deeper nesting just work.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any, Callable, Sequence
+
+from fgrad.config import config
+from fgrad.core.ad_util import Zero, is_undefined_primal, tangent_aval
+from fgrad.core.avals import ShapedArray, get_aval
+from fgrad.core.errors import FgradTypeError
+from fgrad.core.jaxpr import ClosedJaxpr, Jaxpr
+from fgrad.core.primitive import Primitive
+from fgrad.core.pytree import tree_flatten, tree_unflatten
+from fgrad.core.staging import trace_to_jaxpr
+from fgrad.core.trace import Tracer, set_current_trace
+from fgrad.transforms import api_util
+
+# --- backends --------------------------------------------------------------------------
+
+Runner = Callable[[ClosedJaxpr, Sequence[Any]], list[Any]]
+_backends: dict[str, Runner] = {}
+
+
+def register_backend(name: str, runner: Runner) -> None:
+    """Make ``jit(..., backend=name)`` run jaxprs with ``runner(closed_jaxpr, args)``."""
+    _backends[name] = runner
+
+
+def available_backends() -> list[str]:
+    return sorted(_backends)
+
+
+def default_backend() -> str:
+    if config.default_backend:
+        return config.default_backend
+    return "interpret"
+
+
+def _get_runner(backend: str) -> Runner:
+    try:
+        return _backends[backend]
+    except KeyError:
+        raise ValueError(f"jit: unknown backend {backend!r}; available backends: "
+                         f"{available_backends()}") from None
+
+
+# --- the jit_p call primitive --------------------------------------------------------------
+
+jit_p = Primitive("jit", multiple_results=True)
+
+
+def _jit_impl(*args: Any, jaxpr: ClosedJaxpr, name: str, backend: str) -> list[Any]:
+    return _get_runner(backend)(jaxpr, args)
+
+
+def _jit_abstract_eval(*avals: ShapedArray, jaxpr: ClosedJaxpr, name: str,
+                       backend: str) -> list[ShapedArray]:
+    expected = jaxpr.in_avals
+    if len(avals) != len(expected) or any(
+            a.shape != e.shape or a.dtype != e.dtype for a, e in zip(avals, expected)):
+        raise FgradTypeError(f"jit({name}): called with argument types "
+                             f"{[a.str_short() for a in avals]}, but the staged jaxpr expects "
+                             f"{[e.str_short() for e in expected]}")
+    return jaxpr.out_avals
+
+
+def _jit_jvp(primals: Sequence[Any], tangents: Sequence[Any], *, jaxpr: ClosedJaxpr,
+             name: str, backend: str) -> tuple[list[Any], list[Any]]:
+    # Higher-order rule: applies a transform to the sub-jaxpr (imported here, see STYLE c.2).
+    from fgrad.transforms.jvp import jvp_jaxpr
+    nonzeros = [type(t) is not Zero for t in tangents]
+    jvp_closed, out_nonzeros = _cached_jvp_jaxpr(jaxpr, tuple(nonzeros), jvp_jaxpr)
+    nz_tangents = [t for t in tangents if type(t) is not Zero]
+    outs = jit_p.bind(*primals, *nz_tangents, jaxpr=jvp_closed, name=f"jvp({name})",
+                      backend=backend)
+    n = len(jaxpr.out_avals)
+    primals_out, rest = outs[:n], iter(outs[n:])
+    tangents_out = [next(rest) if nz else Zero(tangent_aval(a))
+                    for nz, a in zip(out_nonzeros, jaxpr.out_avals)]
+    return primals_out, tangents_out
+
+
+def _jit_partial_eval(trace: Any, args: Sequence[Any], params: dict[str, Any]) -> list[Any]:
+    from fgrad.transforms.partial_eval import partial_eval_jaxpr
+    jaxpr, name = params["jaxpr"], params["name"]
+    unknowns = [trace.is_own(x) for x in args]
+    known_jaxpr, unknown_jaxpr, out_unknowns, num_res = partial_eval_jaxpr(jaxpr, unknowns)
+    known_args = [x for x, uk in zip(args, unknowns) if not uk]
+    with set_current_trace(trace.parent):
+        known_outs = jit_p.bind(*known_args, jaxpr=known_jaxpr, name=f"known({name})",
+                                backend=params["backend"])
+    n_known = len(known_outs) - num_res
+    known_outs, residuals = known_outs[:n_known], known_outs[n_known:]
+    unknown_atoms = [trace.to_atom(x) for x in residuals] + \
+                    [trace.to_atom(x) for x, uk in zip(args, unknowns) if uk]
+    unknown_outs = trace.emit(jit_p, unknown_atoms, dict(params, jaxpr=unknown_jaxpr,
+                                                          name=f"unknown({name})"))
+    known_iter, unknown_iter = iter(known_outs), iter(unknown_outs)
+    return [next(unknown_iter) if uk else next(known_iter) for uk in out_unknowns]
+
+
+def _jit_transpose(cts: Sequence[Any], *args: Any, jaxpr: ClosedJaxpr, name: str,
+                   backend: str) -> list[Any]:
+    from fgrad.transforms.jvp import instantiate_zeros
+    from fgrad.transforms.transpose import transpose_jaxpr
+    linear = [is_undefined_primal(x) for x in args]
+    t_jaxpr = transpose_jaxpr(jaxpr, linear)
+    residuals = [x for x in args if not is_undefined_primal(x)]
+    cts_in = jit_p.bind(*residuals, *map(instantiate_zeros, cts), jaxpr=t_jaxpr,
+                        name=f"transpose({name})", backend=backend)
+    cts_iter = iter(cts_in)
+    return [next(cts_iter) if lin else None for lin in linear]
+
+
+jit_p.def_impl(_jit_impl)
+jit_p.def_abstract_eval(_jit_abstract_eval)
+jit_p.def_jvp(_jit_jvp)
+jit_p.def_transpose(_jit_transpose)
+jit_p.partial_eval = _jit_partial_eval
+jit_p.linear_args = "when its jaxpr is"
+
+
+def _cached_jvp_jaxpr(jaxpr: ClosedJaxpr, nonzeros: tuple[bool, ...],
+                      jvp_jaxpr: Callable[..., Any]) -> tuple[ClosedJaxpr, list[bool]]:
+    """JVP jaxprs are cached on the jaxpr object, so repeated grads do not retrace."""
+    cache = _jvp_cache.setdefault(id(jaxpr), (jaxpr, {}))[1]
+    if nonzeros not in cache:
+        cache[nonzeros] = jvp_jaxpr(jaxpr, nonzeros, instantiate=False)
+    return cache[nonzeros]
+
+
+_jvp_cache: dict[int, tuple[ClosedJaxpr, dict[Any, Any]]] = {}
+
+
+def hoist_tracer_consts(closed: ClosedJaxpr) -> tuple[ClosedJaxpr, list[Any]]:
+    """Turn constants that are tracers of enclosing transforms into leading arguments.
+
+    A jitted function that closes over an outer tracer (``grad(lambda x:
+    jit(lambda y: x * y)(2.0))``) must pass it as an argument of ``jit_p``,
+    or the outer transform would never see it.
+    """
+    j = closed.jaxpr
+    hoisted = [(v, c) for v, c in zip(j.constvars, closed.consts) if isinstance(c, Tracer)]
+    if not hoisted:
+        return closed, []
+    kept = [(v, c) for v, c in zip(j.constvars, closed.consts) if not isinstance(c, Tracer)]
+    jaxpr = Jaxpr([v for v, _ in kept], [v for v, _ in hoisted] + j.invars, j.outvars, j.eqns)
+    return ClosedJaxpr(jaxpr, [c for _, c in kept]), [c for _, c in hoisted]
+
+
+# --- the user-facing wrapper -------------------------------------------------------------------
+
+class CacheInfo:
+    def __init__(self, hits: int, misses: int, currsize: int) -> None:
+        self.hits, self.misses, self.currsize = hits, misses, currsize
+
+    def __repr__(self) -> str:
+        return f"CacheInfo(hits={self.hits}, misses={self.misses}, currsize={self.currsize})"
+
+
+class Jitted:
+    """The result of ``jit(fun)``: call it like ``fun``."""
+
+    def __init__(self, fun: Callable[..., Any], static_argnums: Sequence[int],
+                 static_argnames: Sequence[str], backend: str | None) -> None:
+        self.fun = fun
+        self.static_argnums = tuple(static_argnums)
+        self.static_argnames = tuple(static_argnames)
+        self.backend = backend
+        self._cache: dict[Any, tuple[ClosedJaxpr, Any]] = {}
+        self._hits = self._misses = 0
+        functools.update_wrapper(self, fun)
+
+    def _split(self, args: tuple[Any, ...], kwargs: dict[str, Any]
+               ) -> tuple[list[Any], Any, tuple[Any, ...], Callable[..., Any]]:
+        nargs = len(args)
+        static_nums = {n % nargs if nargs else n for n in self.static_argnums
+                       if -nargs <= n < nargs}
+        static = tuple((i, args[i]) for i in sorted(static_nums)) + tuple(
+            sorted((k, v) for k, v in kwargs.items() if k in self.static_argnames))
+        dyn_args = tuple(a for i, a in enumerate(args) if i not in static_nums)
+        dyn_kwargs = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
+        leaves, in_tree = tree_flatten((dyn_args, dyn_kwargs))
+        for _, value in static:
+            try:
+                hash(value)
+            except TypeError:
+                raise ValueError(f"jit({api_util.fun_name(self.fun)}): static arguments must "
+                                 f"be hashable, got a value of type {type(value).__name__}"
+                                 ) from None
+
+        def fun_of_dyn(dyn_args: tuple[Any, ...], dyn_kwargs: dict[str, Any]) -> Any:
+            full, it = [], iter(dyn_args)
+            for i in range(nargs):
+                full.append(args[i] if i in static_nums else next(it))
+            return self.fun(*full, **dyn_kwargs, **{k: v for k, v in kwargs.items()
+                                                    if k in self.static_argnames})
+
+        return leaves, in_tree, static, fun_of_dyn
+
+    def trace(self, *args: Any, **kwargs: Any) -> tuple[ClosedJaxpr, Any, list[Any]]:
+        """Stage for these arguments (or take the cached jaxpr). Returns (jaxpr, out_tree, leaves)."""
+        leaves, in_tree, static, fun_of_dyn = self._split(args, kwargs)
+        name = api_util.fun_name(self.fun)
+        leaves = api_util.canonicalize_leaves(leaves, f"jit({name})")
+        avals = tuple(get_aval(x) for x in leaves)
+        key = (in_tree, avals, static)
+        entry = self._cache.get(key)
+        if entry is None:
+            self._misses += 1
+            flat_fun, out_tree = api_util.flatten_fun(fun_of_dyn, in_tree, f"jit({name})")
+            closed = trace_to_jaxpr(flat_fun, avals)
+            entry = (closed, out_tree.value)
+            if not any(isinstance(c, Tracer) for c in closed.consts):
+                self._cache[key] = entry
+            if self._misses > 2:
+                warnings.warn(f"jit({name}) is being re-traced for the {self._misses}th time "
+                              f"(arguments {[a.str_short() for a in avals]}, static {static}); "
+                              "each new shape, dtype or static value compiles again.",
+                              stacklevel=3)
+        else:
+            self._hits += 1
+        return entry[0], entry[1], leaves
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if config.disable_jit:
+            return self.fun(*args, **kwargs)
+        closed, out_tree, leaves = self.trace(*args, **kwargs)
+        closed, hoisted = hoist_tracer_consts(closed)
+        backend = self.backend or default_backend()
+        _get_runner(backend)  # fail early on an unknown backend name
+        outs = jit_p.bind(*hoisted, *leaves, jaxpr=closed, name=api_util.fun_name(self.fun),
+                          backend=backend)
+        return tree_unflatten(out_tree, outs)
+
+    def lower(self, *args: Any, **kwargs: Any) -> Lowered:
+        closed, _, _ = self.trace(*args, **kwargs)
+        return Lowered(closed)
+
+    def cache_info(self) -> CacheInfo:
+        return CacheInfo(self._hits, self._misses, len(self._cache))
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+        self._hits = self._misses = 0
+
+
+class Lowered:
+    """``jit(f).lower(*args)``: the staged program, printable stage by stage."""
+
+    def __init__(self, jaxpr: ClosedJaxpr) -> None:
+        self.jaxpr = jaxpr
+
+    def as_text(self, stage: str = "jaxpr") -> str:
+        if stage == "jaxpr":
+            return str(self.jaxpr)
+        raise ValueError(f"as_text: stage {stage!r} is not available with the interpret "
+                         "backend (only 'jaxpr')")
+
+
+def jit(fun: Callable[..., Any] | None = None, *, static_argnums: int | Sequence[int] = (),
+        static_argnames: str | Sequence[str] = (), backend: str | None = None,
+        donate_argnums: Any = ()) -> Any:
+    """Compile ``fun``: trace it once per argument types and run the staged program.
+
+    Args:
+      fun: a pure function of arrays (pytrees of arrays).
+      static_argnums / static_argnames: arguments treated as compile-time
+        constants (hashable Python values); each new value traces again.
+      backend: ``"interpret"`` (reference evaluator); default from
+        ``FGRAD_BACKEND``.
+      donate_argnums: accepted for JAX compatibility; ignored (host arrays).
+
+    Usable as a decorator, also as ``@jit(static_argnums=...)`` via partial.
+    """
+    nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+    names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+    if fun is None:
+        return lambda f: Jitted(f, nums, names, backend)
+    return Jitted(fun, nums, names, backend)
