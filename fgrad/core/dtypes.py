@@ -282,14 +282,14 @@ def finfo(dtype: DTypeLike) -> Any:
     """Machine limits of a float dtype (bfloat16 included, via ml_dtypes)."""
     if not is_float(dtype):
         raise TypeError(f"finfo needs a float dtype, got {np.dtype(dtype)}")
-    return ml_dtypes.finfo(np.dtype(dtype))
+    return ml_dtypes.finfo(np.dtype(dtype))  # type: ignore[no-untyped-call]
 
 
 def iinfo(dtype: DTypeLike) -> np.iinfo:
     """Machine limits of an integer dtype."""
     if not is_int(dtype):
         raise TypeError(f"iinfo needs an integer dtype, got {np.dtype(dtype)}")
-    return np.iinfo(np.dtype(dtype))
+    return np.iinfo(dtype)
 
 
 def short_name(dtype: DTypeLike) -> str:

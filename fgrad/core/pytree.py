@@ -86,12 +86,11 @@ class PyTreeDef:
     __slots__ = ("_kind", "_node_type", "_node_data", "_children", "_num_leaves", "_num_nodes",
                  "_hash")  # fmt: skip
 
-    def __init__(self, kind: _NodeKind | None, node_type: type | None, node_data: Any,
+    def __init__(self, kind: _NodeKind | None, cls: type | None, aux: Any,
                  children: tuple[PyTreeDef, ...]) -> None:  # fmt: skip
-        self._kind, self._node_type, self._node_data = kind, node_type, node_data
-        self._children = children
-        self._num_leaves = 1 if kind is None else sum(c._num_leaves for c in children)
-        self._num_nodes = 1 + sum(c._num_nodes for c in children)
+        self._kind, self._node_type, self._node_data, self._children = kind, cls, aux, children
+        self._num_leaves: int = 1 if kind is None else sum(c._num_leaves for c in children)
+        self._num_nodes: int = 1 + sum(c._num_nodes for c in children)
         self._hash: int | None = None
 
     @property
