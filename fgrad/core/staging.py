@@ -54,6 +54,9 @@ class StagingTrace(Trace):
     """Records every primitive applied to its tracers as an equation."""
 
     name = "a staged (jit/make_jaxpr) function"
+    # Equations remember the user's line that created them (for error messages and
+    # debugging dumps); internal traces that users never see skip the stack walk.
+    record_source_info = True
 
     def __init__(self, parent: Trace | None = None) -> None:
         self.parent = parent if parent is not None else current_trace()
@@ -95,7 +98,8 @@ class StagingTrace(Trace):
         out = prim.abstract_eval(*[a.aval for a in atoms], **params)
         out_avals = out if prim.multiple_results else [out]
         outvars = [Var(aval) for aval in out_avals]
-        self.eqns.append(JaxprEqn(prim, atoms, params, outvars, user_source_info()))
+        source_info = user_source_info() if self.record_source_info else None
+        self.eqns.append(JaxprEqn(prim, atoms, params, outvars, source_info))
         tracers = [StagingTracer(self, v) for v in outvars]
         return tracers if prim.multiple_results else tracers[0]
 

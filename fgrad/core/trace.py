@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fgrad.core import errors
+from fgrad.core import dtypes, errors
 from fgrad.core.array import Array
 from fgrad.core.avals import ShapedArray
 
@@ -205,12 +205,13 @@ class EvalTrace(Trace):
 
     def process_primitive(self, prim: Primitive, args: tuple[Any, ...],
                           params: dict[str, Any]) -> Any:
-        values = []
-        types = []
+        values: list[Any] = []
+        key: list[Any] = [prim]  # the argument types, for the abstract-eval cache
         for x in args:
             if type(x) is Array:
-                values.append(x._value)
-                types.append((x._value.shape, x._value.dtype, x.weak_type))
+                value = x._value
+                values.append(value)
+                key += (value.shape, value.dtype, x.weak_type)
             elif isinstance(x, Tracer):
                 check_alive(x)
                 raise errors.UnexpectedTracerError(
@@ -218,37 +219,37 @@ class EvalTrace(Trace):
                     "outside of that transform. A traced value leaked out of the function "
                     "being transformed.")
             else:
-                value = np.asarray(x)
-                values.append(value)
-                from fgrad.core import dtypes
                 dtype, weak = dtypes.dtype_and_weak_type(x)
-                if value.dtype != dtype:
-                    value = values[-1] = value.astype(dtype)
-                types.append((value.shape, dtype, weak))
-        out_avals = self._out_avals(prim, types, params)
+                value = np.asarray(x, dtype=dtype)
+                values.append(value)
+                key += (value.shape, dtype, weak)
+        out_avals = self._out_avals(prim, key, params)
         out = prim.impl(*values, **params)
         if prim.multiple_results:
             return [_wrap(o, a) for o, a in zip(out, out_avals)]
         return _wrap(out, out_avals)
 
-    def _out_avals(self, prim: Primitive, types: list[Any], params: dict[str, Any]) -> Any:
+    def _out_avals(self, prim: Primitive, key: list[Any], params: dict[str, Any]) -> Any:
         try:
-            key: Any = (prim, tuple(types), tuple(params.items()))
-            return self._aval_cache[key]
+            if params:
+                key.append(tuple(params.items()))
+            cache_key: Any = tuple(key)
+            return self._aval_cache[cache_key]
         except KeyError:
             pass
         except TypeError:  # an unhashable param: no caching, just compute
-            key = None
-        out_avals = prim.abstract_eval(*[ShapedArray(*t) for t in types], **params)
-        if key is not None and len(self._aval_cache) < 100_000:
-            self._aval_cache[key] = out_avals
+            cache_key = None
+        types = key[1:1 + 3 * ((len(key) - 1) // 3)]
+        in_avals = [ShapedArray(*types[i:i + 3]) for i in range(0, len(types), 3)]
+        out_avals = prim.abstract_eval(*in_avals, **params)
+        if cache_key is not None and len(self._aval_cache) < 100_000:
+            self._aval_cache[cache_key] = out_avals
         return out_avals
 
 
 def _wrap(value: Any, aval: ShapedArray) -> Array:
-    value = np.asarray(value)
-    if value.dtype != aval.dtype:
-        value = value.astype(aval.dtype)
+    if type(value) is not np.ndarray or value.dtype != aval.dtype:
+        value = np.asarray(value, dtype=aval.dtype)
     return Array(value, aval.weak_type)
 
 

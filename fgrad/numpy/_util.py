@@ -131,3 +131,111 @@ def normalize_axes(axis: Any, ndim: int, op: str = "fgrad.numpy") -> tuple[int, 
     if len(set(axes)) != len(axes):
         raise ValueError(f"{op}: repeated axis in {axis}")
     return tuple(sorted(axes))
+
+
+# --- the eager fast path -----------------------------------------------------------------
+# Eager code (no transform active) calls elementwise functions on small arrays in
+# tight loops, where Python overhead dominates. For those calls we skip building
+# avals and tracing machinery: the result dtype comes from a cache keyed by the
+# argument types, filled by running the primitive's real shape/dtype rule once,
+# and the primitive's own numpy ``impl`` computes the value. The result is
+# identical to the general path (tests compare the two); anything unusual
+# (tracers, odd argument types, incompatible shapes, errors) takes the general path.
+
+from fgrad.config import config as _config  # noqa: E402
+from fgrad.core import trace as _trace_mod  # noqa: E402
+from fgrad.core.avals import ShapedArray as _ShapedArray  # noqa: E402
+from fgrad.primitives.elementwise import convert_element_type_p as _convert_p  # noqa: E402
+
+_PY_SCALARS = (float, int, bool)
+_fast_cache: dict[Any, Any] = {}
+
+
+def _fast_arg(x: Any) -> tuple[Any, Any, bool] | None:
+    """(value, dtype-or-Python-type, weak) for an Array or Python scalar, else None."""
+    t = type(x)
+    if t is Array:
+        v = x._value
+        return v, v.dtype, x.weak_type
+    if t in _PY_SCALARS:
+        return x, t, t is not bool
+    return None
+
+
+def _fast_types(prim: Any, inexact: bool, args: tuple[Any, ...]) -> Any:
+    """Cache miss: derive (cast dtypes, out dtype, out weak) with the real rules, or None."""
+    try:
+        promoted = promote_to_inexact(*args) if inexact else promote_dtypes(*args)
+        avals = [get_aval(p) for p in promoted]
+        out = prim.abstract_eval(*[_ShapedArray((), a.dtype, a.weak_type) for a in avals])
+    except Exception:
+        return None  # let the general path raise its proper error
+    casts = tuple(a.dtype for a in avals)
+    return casts, out.dtype, out.weak_type
+
+
+def _cast(v: Any, dtype: Any, to: Any) -> Any:
+    if type(v) is not np.ndarray:
+        # A Python scalar: a numpy scalar of the target type is cheaper than a 0-d
+        # array, and numpy keeps the array operand's dtype when mixing them.
+        return to.type(v)
+    return v if dtype == to else _convert_p.impl(v, new_dtype=to, weak_type=False)
+
+
+def eager_unary(prim: Any, inexact: bool, x: Any) -> Any:
+    """Apply unary elementwise ``prim`` eagerly, or return None to decline (general path)."""
+    if _trace_mod._context.trace is not _trace_mod.eval_trace or type(x) is not Array:
+        return None
+    v = x._value
+    key = (prim, inexact, _config.enable_x64, v.dtype, x.weak_type)
+    entry = _fast_cache.get(key)
+    if entry is None:
+        entry = _fast_types(prim, inexact, (x,))
+        if entry is None:
+            return None
+        _fast_cache[key] = entry
+    (to,), out_dtype, out_weak = entry
+    out = prim.impl(v if v.dtype == to else _convert_p.impl(v, new_dtype=to, weak_type=False))
+    if type(out) is not np.ndarray or out.dtype != out_dtype:
+        out = np.asarray(out, dtype=out_dtype)
+    return Array(out, out_weak)
+
+
+def eager_binary(prim: Any, inexact: bool, x: Any, y: Any) -> Any:
+    """Apply binary elementwise ``prim`` eagerly, or return None to decline (general path)."""
+    if _trace_mod._context.trace is not _trace_mod.eval_trace:
+        return None
+    tx, ty = type(x), type(y)
+    if tx is Array:
+        xv, xd, xw = x._value, x._value.dtype, x.weak_type
+    elif tx in _PY_SCALARS:
+        xv, xd, xw = x, tx, tx is not bool
+    else:
+        return None
+    if ty is Array:
+        yv, yd, yw = y._value, y._value.dtype, y.weak_type
+    elif ty in _PY_SCALARS:
+        yv, yd, yw = y, ty, ty is not bool
+    else:
+        return None
+    key = (prim, inexact, _config.enable_x64, xd, xw, yd, yw)
+    entry = _fast_cache.get(key)
+    if entry is None:
+        entry = _fast_types(prim, inexact, (x, y))
+        if entry is None:
+            return None
+        _fast_cache[key] = entry
+    (xt, yt), out_dtype, out_weak = entry
+    if xd is not xt:
+        xv = _cast(xv, xd, xt)
+    if yd is not yt:
+        yv = _cast(yv, yd, yt)
+    if type(xv) is np.ndarray and type(yv) is np.ndarray and xv.shape != yv.shape:
+        try:
+            np.broadcast_shapes(xv.shape, yv.shape)
+        except ValueError:
+            return None  # the general path raises the message naming the operation
+    out = prim.impl(xv, yv)
+    if type(out) is not np.ndarray or out.dtype != out_dtype:
+        out = np.asarray(out, dtype=out_dtype)
+    return Array(out, out_weak)

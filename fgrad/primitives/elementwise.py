@@ -14,6 +14,7 @@ derivative conventions follow JAX:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -36,10 +37,15 @@ def _via_f32(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
         if dtype.itemsize == 2 and dtypes.is_float(dtype):
             out = f(*(a.astype(np.float32) for a in args), **params)
             return np.asarray(out).astype(dtype)
-        with np.errstate(all="ignore"):
-            return f(*args, **params)
+        return f(*args, **params)
     impl.__name__ = getattr(f, "__name__", "impl")
     return impl
+
+
+# NOTE: like XLA, fgrad computes log(-1) = nan and 1/0 = inf silently. numpy would
+# warn; the warnings it raises from this module's impls are filtered here (cheaper
+# than an errstate context around every call, which matters for eager speed).
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=__name__)
 
 
 def _c(x: Any, value: float) -> Any:

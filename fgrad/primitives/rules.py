@@ -135,6 +135,7 @@ def defjvp(prim: Primitive, *rules: Callable[..., Any] | None) -> None:
                                                   **params).strip_weak_type())
         return primal_out, tangent_out
 
+    jvp.rules = rules  # type: ignore[attr-defined]  (for fgrad.tools.rules)
     prim.def_jvp(jvp)
 
 
@@ -152,6 +153,7 @@ def defjvp2(prim: Primitive, *rules: Callable[..., Any] | None) -> None:
             tangent_out = Zero(_aval(ans).strip_weak_type())
         return ans, tangent_out
 
+    jvp.rules = rules  # type: ignore[attr-defined]  (for fgrad.tools.rules)
     prim.def_jvp(jvp)
 
 

@@ -34,6 +34,7 @@ class PartialEvalTrace(StagingTrace):
     """A staging trace that only stages operations touching its own (unknown) tracers."""
 
     name = "a linearize/grad transform"
+    record_source_info = False
 
     def __init__(self, parent: Trace | None = None) -> None:
         super().__init__(parent)
