@@ -75,3 +75,58 @@ def concretization_message(what: str, aval_str: str, context: str = "") -> str:
     ctx = f" ({context})" if context else ""
     return (f"{what} was called on an abstract tracer{ctx} of type {aval_str}.\n"
             + _CONCRETIZATION_FIX)
+
+
+# --- traceback filtering ------------------------------------------------------------------
+# An error raised deep inside a transform would show dozens of fgrad-internal frames
+# between the user's call and the user's line that caused it. Like JAX, the public
+# transforms hide those frames (set FGRAD_TRACEBACK_FILTERING=off to see everything).
+
+import functools as _functools  # noqa: E402
+import os as _os  # noqa: E402
+from types import TracebackType as _TracebackType  # noqa: E402
+from typing import Callable as _Callable, TypeVar as _TypeVar  # noqa: E402
+
+_FGRAD_DIR = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+_F = _TypeVar("_F", bound=_Callable[..., Any])
+
+
+def _is_internal(tb: _TracebackType) -> bool:
+    return tb.tb_frame.f_code.co_filename.startswith(_FGRAD_DIR)
+
+
+def filter_traceback(tb: _TracebackType | None) -> _TracebackType | None:
+    """``tb`` without fgrad's own frames (the raising frame is kept if all are internal)."""
+    kept = []
+    last = None
+    while tb is not None:
+        if not _is_internal(tb):
+            kept.append(tb)
+        last = tb
+        tb = tb.tb_next
+    if not kept:
+        return last
+    for a, b in zip(kept, kept[1:]):
+        a.tb_next = b
+    kept[-1].tb_next = None
+    return kept[0]
+
+
+def api_boundary(fun: _F) -> _F:
+    """Decorator for public entry points: hide fgrad-internal frames from tracebacks."""
+    @_functools.wraps(fun)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fun(*args, **kwargs)
+        except Exception as e:
+            if _os.environ.get("FGRAD_TRACEBACK_FILTERING", "on") == "off":
+                raise
+            if not getattr(e, "_fgrad_filtered", False):
+                try:
+                    e._fgrad_filtered = True  # type: ignore[attr-defined]
+                    e.add_note("(fgrad-internal stack frames are hidden; set "
+                               "FGRAD_TRACEBACK_FILTERING=off to show them)")
+                except (AttributeError, TypeError):
+                    pass
+            raise e.with_traceback(filter_traceback(e.__traceback__))
+    return wrapper  # type: ignore[return-value]

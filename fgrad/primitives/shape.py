@@ -1,30 +1,48 @@
 """Shape primitives: moving data around without arithmetic.
 
-``broadcast_in_dim``, ``reshape``, ``transpose``, ``squeeze``,
-``expand_dims``, ``slice``, ``pad``, ``concatenate``, ``rev``, ``iota``.
-All are linear, so each has a transpose rule; a compiler can express most
-of them as *views* (strides and offsets) without copying.
+``broadcast_in_dim``, ``reshape``, ``transpose``, ``squeeze`` (and the
+``expand_dims`` helper), ``slice``, ``pad``, ``concatenate``, ``rev`` and
+``iota``. All but ``iota`` are linear, so each has a transpose rule; a
+compiler can express most of them as *views* (strides and offsets) without
+copying. ``iota`` has no inputs at all: it makes ``0, 1, 2, ...``.
 
-Broadcasting is explicit: ``broadcast_in_dim(x, shape, dims)`` places x's
-axis ``i`` at output axis ``dims[i]``. Its transpose sums over the new axes,
-which is why no other rule ever needs to "unbroadcast".
+Strict, as everywhere in ``fgrad.lax``: axes are non-negative, operands of
+``concatenate`` and ``pad`` share one dtype, ``pad``'s padding value is a
+scalar. The numpy layer (``fgrad/numpy/_shape.py``) does the normalizing.
+
+Conventions worth knowing:
+
+* Broadcasting is explicit: ``broadcast_in_dim(x, shape, dims)`` places x's
+  axis ``i`` at output axis ``dims[i]``. Its transpose sums over the new
+  axes, which is why no other rule ever needs to "unbroadcast".
+* ``pad`` takes ``(low, high, interior)`` per axis, as XLA does. Negative
+  ``low``/``high`` *crop*; ``interior`` inserts that many padding values
+  between neighbours. So ``slice`` with strides transposes to a ``pad`` with
+  interior padding, and ``pad`` transposes back to a (strided) ``slice``.
+* ``pad`` is linear in the operand *and* in the padding value: the padding
+  value's cotangent is the sum of the cotangent over the padded positions.
 """
 
 from __future__ import annotations
 
+import builtins
 from typing import Any, Sequence
 
 import numpy as np
 
 from fgrad.core import dtypes
 from fgrad.core.ad_util import is_undefined_primal
-from fgrad.core.avals import ShapedArray
+from fgrad.core.array import Array
+from fgrad.core.avals import ShapedArray, get_aval
 from fgrad.core.errors import FgradTypeError
+from fgrad.primitives import elementwise as _ew  # circular, but only used inside rules
 from fgrad.primitives import reductions as _red
-from fgrad.primitives.rules import deflinear, standard_primitive
+from fgrad.primitives.rules import defjvp_zero, deflinear, standard_primitive
+
+PaddingConfig = tuple[tuple[int, int, int], ...]
 
 
-def _same_dtype(x: ShapedArray, **_: Any) -> np.dtype:
+def _same_dtype(x: ShapedArray, *_: Any, **__: Any) -> np.dtype:
     return x.dtype
 
 
@@ -32,14 +50,22 @@ def _keep_weak(x: ShapedArray, **_: Any) -> bool:
     return x.weak_type
 
 
+def _ints(values: Sequence[Any]) -> tuple[int, ...]:
+    return tuple(int(v) for v in values)
+
+
+def _zero_scalar(dtype: np.dtype) -> Array:
+    """A strongly typed 0-d zero: the padding value of a transpose rule."""
+    return Array(np.zeros((), dtype), False)
+
+
 # --- broadcast_in_dim --------------------------------------------------------------------
 
 def broadcast_in_dim(operand: Any, shape: Sequence[int],
                      broadcast_dimensions: Sequence[int]) -> Any:
     """Broadcast ``operand`` to ``shape``, its axis i going to ``broadcast_dimensions[i]``."""
-    return broadcast_in_dim_p.bind(operand, shape=tuple(int(d) for d in shape),
-                                   broadcast_dimensions=tuple(int(d) for d in
-                                                              broadcast_dimensions))
+    return broadcast_in_dim_p.bind(operand, shape=_ints(shape),
+                                   broadcast_dimensions=_ints(broadcast_dimensions))
 
 
 def _broadcast_in_dim_impl(x: np.ndarray, shape: tuple[int, ...],
@@ -65,6 +91,7 @@ def _broadcast_in_dim_shape(x: ShapedArray, shape: tuple[int, ...],
 
 def _broadcast_in_dim_transpose(ct: Any, x: Any, shape: tuple[int, ...],
                                 broadcast_dimensions: tuple[int, ...]) -> list[Any]:
+    # Sum over the new axes and over the size-1 axes that were stretched.
     in_shape = x.aval.shape
     new_axes = tuple(d for d in range(len(shape)) if d not in broadcast_dimensions)
     expanded_axes = tuple(d for i, d in enumerate(broadcast_dimensions)
@@ -80,30 +107,33 @@ deflinear(broadcast_in_dim_p, _broadcast_in_dim_transpose)
 
 
 def full(shape: Sequence[int], fill_value: Any, dtype: Any = None) -> Any:
-    """An array of ``shape`` filled with ``fill_value`` (a scalar, possibly traced)."""
+    """An array of ``shape`` filled with ``fill_value`` (a scalar, possibly traced).
+
+    Weakly typed only when ``dtype`` is None and ``fill_value`` is (a Python scalar).
+    """
     if dtype is None:
         dtype, weak = dtypes.dtype_and_weak_type(fill_value)
     else:
         dtype, weak = dtypes.canonicalize_dtype(dtype), False
     if isinstance(fill_value, (bool, int, float, np.generic, np.ndarray)):
-        scalar: Any = np.asarray(fill_value).astype(dtype)
-        from fgrad.core.array import Array
-        scalar = Array(scalar, weak)
+        if np.ndim(fill_value) != 0:
+            raise FgradTypeError(f"full: fill_value must be a scalar, got shape "
+                                 f"{np.shape(fill_value)}")
+        scalar: Any = Array(np.asarray(fill_value).astype(dtype), weak)
     else:
-        from fgrad.primitives.elementwise import convert_element_type
-        scalar = fill_value if fill_value.dtype == dtype else convert_element_type(
-            fill_value, dtype)
-    if np.ndim(scalar) != 0 and getattr(scalar, "ndim", 0) != 0:
-        raise FgradTypeError(f"full: fill_value must be a scalar, got shape {np.shape(scalar)}")
+        aval = get_aval(fill_value)
+        if aval.ndim != 0:
+            raise FgradTypeError(f"full: fill_value must be a scalar, got {aval.str_short()}")
+        scalar = fill_value if (aval.dtype, aval.weak_type) == (dtype, weak) else \
+            _ew.convert_element_type(fill_value, dtype, weak)
     if tuple(shape) == ():
         return scalar
     return broadcast_in_dim(scalar, shape, ())
 
 
 def full_like(x: Any, fill_value: Any) -> Any:
-    """An array like ``x`` (shape, dtype, weak type) filled with ``fill_value``."""
-    aval = x.aval
-    from fgrad.core.array import Array
+    """An array like ``x`` (shape, dtype, weak type) filled with the constant ``fill_value``."""
+    aval = get_aval(x)
     scalar = Array(np.asarray(fill_value).astype(aval.dtype), aval.weak_type)
     if aval.shape == ():
         return scalar
@@ -112,13 +142,16 @@ def full_like(x: Any, fill_value: Any) -> Any:
 
 # --- reshape ---------------------------------------------------------------------------
 
-def reshape(operand: Any, new_sizes: Sequence[int]) -> Any:
-    """Row-major reshape to ``new_sizes`` (same number of elements)."""
-    return reshape_p.bind(operand, new_sizes=tuple(int(d) for d in new_sizes))
+def reshape(operand: Any, new_sizes: Sequence[int],
+            dimensions: Sequence[int] | None = None) -> Any:
+    """Row-major reshape to ``new_sizes``; ``dimensions`` first transposes the operand."""
+    if dimensions is not None and tuple(dimensions) != tuple(range(len(dimensions))):
+        operand = transpose(operand, dimensions)
+    return reshape_p.bind(operand, new_sizes=_ints(new_sizes))
 
 
 def _reshape_shape(x: ShapedArray, new_sizes: tuple[int, ...]) -> tuple[int, ...]:
-    if any(d < 0 for d in new_sizes) or int(np.prod(new_sizes)) != x.size:
+    if any(d < 0 for d in new_sizes) or int(np.prod(new_sizes, dtype=np.int64)) != x.size:
         raise FgradTypeError(f"reshape: cannot reshape {x.str_short()} ({x.size} elements) "
                              f"to shape {new_sizes}")
     return new_sizes
@@ -133,7 +166,7 @@ deflinear(reshape_p, lambda ct, x, new_sizes: [reshape(ct, x.aval.shape)])
 
 def transpose(operand: Any, permutation: Sequence[int]) -> Any:
     """Permute axes: output axis i is input axis ``permutation[i]``."""
-    return transpose_p.bind(operand, permutation=tuple(int(p) for p in permutation))
+    return transpose_p.bind(operand, permutation=_ints(permutation))
 
 
 def _transpose_shape(x: ShapedArray, permutation: tuple[int, ...]) -> tuple[int, ...]:
@@ -147,14 +180,14 @@ transpose_p = standard_primitive("transpose",
                                  lambda x, permutation: np.transpose(x, permutation),
                                  _transpose_shape, _same_dtype, _keep_weak)
 deflinear(transpose_p, lambda ct, x, permutation: [
-    transpose(ct, tuple(np.argsort(permutation)))])
+    transpose(ct, tuple(int(i) for i in np.argsort(permutation)))])
 
 
 # --- squeeze / expand_dims ---------------------------------------------------------------------
 
 def squeeze(array: Any, dimensions: Sequence[int]) -> Any:
     """Remove the size-1 axes ``dimensions`` (non-negative, as all strict ops)."""
-    return squeeze_p.bind(array, dimensions=tuple(sorted(int(d) for d in dimensions)))
+    return squeeze_p.bind(array, dimensions=tuple(sorted(_ints(dimensions))))
 
 
 def _squeeze_shape(x: ShapedArray, dimensions: tuple[int, ...]) -> tuple[int, ...]:
@@ -171,14 +204,256 @@ deflinear(squeeze_p, lambda ct, x, dimensions: [reshape(ct, x.aval.shape)])
 
 
 def expand_dims(array: Any, dimensions: Sequence[int]) -> Any:
-    """Insert size-1 axes so that they land at output positions ``dimensions``."""
-    ndim_out = array.ndim + len(dimensions)
-    dims = sorted(d % ndim_out for d in dimensions)
-    shape = list(array.shape)
+    """Insert size-1 axes so that they land at output positions ``dimensions``.
+
+    Like ``jax.lax.expand_dims``, negative positions count from the end of the output.
+    """
+    shape = list(get_aval(array).shape)
+    ndim_out = len(shape) + len(dimensions)
+    if any(not -ndim_out <= d < ndim_out for d in dimensions):
+        raise FgradTypeError(f"expand_dims: dimensions {tuple(dimensions)} out of range for "
+                             f"an output of rank {ndim_out}")
+    dims = sorted(int(d) % ndim_out for d in dimensions)
+    if len(set(dims)) != len(dims):
+        raise FgradTypeError(f"expand_dims: repeated dimension in {tuple(dimensions)}")
     for d in dims:
         shape.insert(d, 1)
     return reshape(array, shape)
 
 
+# --- slice ---------------------------------------------------------------------------------
+
+def slice(operand: Any, start_indices: Sequence[int], limit_indices: Sequence[int],  # noqa: A001
+          strides: Sequence[int] | None = None) -> Any:
+    """``operand[start:limit:stride]`` on every axis (static, in-bounds indices)."""
+    return slice_p.bind(operand, start_indices=_ints(start_indices),
+                        limit_indices=_ints(limit_indices),
+                        strides=None if strides is None else _ints(strides))
+
+
+def slice_in_dim(operand: Any, start_index: int, limit_index: int, stride: int = 1,
+                 axis: int = 0) -> Any:
+    """``slice`` along the single axis ``axis`` (``jax.lax.slice_in_dim``, static bounds)."""
+    shape = get_aval(operand).shape
+    starts, limits, strides = [0] * len(shape), list(shape), [1] * len(shape)
+    starts[axis], limits[axis], strides[axis] = start_index, limit_index, stride
+    return slice(operand, starts, limits, None if stride == 1 else strides)
+
+
+def _slice_impl(x: np.ndarray, start_indices: tuple[int, ...], limit_indices: tuple[int, ...],
+                strides: tuple[int, ...] | None) -> np.ndarray:
+    steps = strides or (1,) * x.ndim
+    return x[tuple(builtins.slice(s, e, k) for s, e, k in
+                   zip(start_indices, limit_indices, steps))]
+
+
+def _slice_shape(x: ShapedArray, start_indices: tuple[int, ...],
+                 limit_indices: tuple[int, ...],
+                 strides: tuple[int, ...] | None) -> tuple[int, ...]:
+    steps = strides if strides is not None else (1,) * x.ndim
+    where = (f"slice: operand {x.str_short()}, start_indices={start_indices}, "
+             f"limit_indices={limit_indices}, strides={strides}")
+    if not len(start_indices) == len(limit_indices) == len(steps) == x.ndim:
+        raise FgradTypeError(f"{where}: need one start, limit and stride per axis")
+    for s, e, k, n in zip(start_indices, limit_indices, steps, x.shape):
+        if not 0 <= s <= e <= n:
+            raise FgradTypeError(f"{where}: need 0 <= start <= limit <= size on every axis")
+        if k < 1:
+            raise FgradTypeError(f"{where}: strides must be positive")
+    # ceil((limit - start) / stride) elements per axis
+    return tuple(-(-(e - s) // k) for s, e, k in zip(start_indices, limit_indices, steps))
+
+
+def _slice_transpose(ct: Any, x: Any, start_indices: tuple[int, ...],
+                     limit_indices: tuple[int, ...],
+                     strides: tuple[int, ...] | None) -> list[Any]:
+    # Put the cotangent back where the slice read it and zeros everywhere else: a pad
+    # whose interior padding fills the gaps a stride skipped.
+    steps = strides if strides is not None else (1,) * len(start_indices)
+    config = []
+    for s, k, n, m in zip(start_indices, steps, x.aval.shape, ct.shape):
+        last = s + (m - 1) * k + 1 if m else s  # one past the last element read
+        config.append((s, n - last, k - 1))
+    return [pad(ct, _zero_scalar(ct.dtype), config)]
+
+
+slice_p = standard_primitive("slice", _slice_impl, _slice_shape, _same_dtype, _keep_weak)
+deflinear(slice_p, _slice_transpose)
+
+
+# --- pad -----------------------------------------------------------------------------------
+
+def pad(operand: Any, padding_value: Any, padding_config: Sequence[Sequence[int]]) -> Any:
+    """Pad each axis by ``(low, high, interior)`` copies of the scalar ``padding_value``.
+
+    Negative ``low``/``high`` remove elements from that end instead.
+    """
+    config = tuple((int(lo), int(hi), int(interior)) for lo, hi, interior in padding_config)
+    return pad_p.bind(operand, padding_value, padding_config=config)
+
+
+def _dilated(n: int, interior: int) -> int:
+    return n + (n - 1) * interior if n else 0
+
+
+def _pad_impl(x: np.ndarray, padding_value: np.ndarray,
+              padding_config: PaddingConfig) -> np.ndarray:
+    # Pad with the non-negative parts of low/high, place x on a strided grid, then crop
+    # the negative parts.
+    grown = [max(lo, 0) + max(hi, 0) + _dilated(n, i)
+             for (lo, hi, i), n in zip(padding_config, x.shape)]
+    out = np.full(grown, padding_value, dtype=x.dtype)
+    out[tuple(builtins.slice(max(lo, 0), max(lo, 0) + _dilated(n, i), i + 1)
+              for (lo, hi, i), n in zip(padding_config, x.shape))] = x
+    return out[tuple(builtins.slice(max(-lo, 0), max(-lo, 0) + size)
+                     for (lo, _, _), size in zip(padding_config,
+                                                 _pad_out_shape(x.shape, padding_config)))]
+
+
+def _pad_out_shape(shape: tuple[int, ...], padding_config: PaddingConfig) -> tuple[int, ...]:
+    return tuple(lo + hi + _dilated(n, i) for (lo, hi, i), n in zip(padding_config, shape))
+
+
+def _pad_shape(x: ShapedArray, padding_value: ShapedArray,
+               padding_config: PaddingConfig) -> tuple[int, ...]:
+    where = f"pad: operand {x.str_short()}, padding_value {padding_value.str_short()}"
+    if padding_value.ndim != 0:
+        raise FgradTypeError(f"{where}: padding_value must be a scalar")
+    if x.dtype != padding_value.dtype:
+        raise FgradTypeError(f"{where}: operand and padding_value must have the same dtype")
+    if len(padding_config) != x.ndim:
+        raise FgradTypeError(f"{where}: padding_config {padding_config} needs one "
+                             f"(low, high, interior) triple per axis")
+    if any(i < 0 for _, _, i in padding_config):
+        raise FgradTypeError(f"{where}: interior padding must be non-negative, got "
+                             f"padding_config {padding_config}")
+    out = _pad_out_shape(x.shape, padding_config)
+    if any(d < 0 for d in out):
+        raise FgradTypeError(f"{where}: padding_config {padding_config} gives the negative "
+                             f"shape {out}")
+    return out
+
+
+def _pad_transpose(ct: Any, operand: Any, padding_value: Any,
+                   padding_config: PaddingConfig) -> list[Any]:
+    # Operand: undo the cropping by padding zeros back in, then read the operand's
+    # positions with a strided slice. Padding value: it was copied to every padded
+    # position, so its cotangent is the sum of ct there, i.e. sum(ct) - sum(operand's ct).
+    shape = get_aval(operand).shape
+    uncrop = [(max(-lo, 0), max(-hi, 0), 0) for lo, hi, _ in padding_config]
+    full_ct = pad(ct, _zero_scalar(ct.dtype), uncrop) if any(map(any, uncrop)) else ct
+    starts = [max(lo, 0) for lo, _, _ in padding_config]
+    limits = [s + _dilated(n, i) for s, n, (_, _, i) in zip(starts, shape, padding_config)]
+    strides = [i + 1 for _, _, i in padding_config]
+    ct_operand = slice(full_ct, starts, limits,
+                       strides if any(s != 1 for s in strides) else None)
+    ct_padding_value = None
+    if is_undefined_primal(padding_value):
+        everything = tuple(range(len(shape)))
+        ct_padding_value = _ew.sub(_red.reduce_sum(ct, everything),
+                                   _red.reduce_sum(ct_operand, everything))
+    return [ct_operand if is_undefined_primal(operand) else None, ct_padding_value]
+
+
+pad_p = standard_primitive("pad", _pad_impl, _pad_shape, _same_dtype)
+deflinear(pad_p, _pad_transpose, linear_args=(0, 1))
+
+
+# --- concatenate ---------------------------------------------------------------------------
+
+def concatenate(operands: Sequence[Any], dimension: int) -> Any:
+    """Join ``operands`` (same rank and dtype, equal sizes off ``dimension``) along ``dimension``."""
+    return concatenate_p.bind(*operands, dimension=int(dimension))
+
+
+def _concatenate_shape(*operands: ShapedArray, dimension: int) -> tuple[int, ...]:
+    if not operands:
+        raise FgradTypeError("concatenate: needs at least one operand")
+    shown = ", ".join(o.str_short() for o in operands)
+    first = operands[0]
+    if any(o.ndim != first.ndim for o in operands):
+        raise FgradTypeError(f"concatenate: operands must have equal ranks, got {shown}")
+    if any(o.dtype != first.dtype for o in operands):
+        raise FgradTypeError(f"concatenate: operands must have equal dtypes, got {shown} "
+                             "(fgrad.numpy promotes; fgrad.lax is strict)")
+    if not 0 <= dimension < first.ndim:
+        raise FgradTypeError(f"concatenate: dimension {dimension} out of range for {shown}")
+    rest = {o.shape[:dimension] + o.shape[dimension + 1:] for o in operands}
+    if len(rest) != 1:
+        raise FgradTypeError(f"concatenate: operands must have equal sizes except along "
+                             f"dimension {dimension}, got {shown}")
+    size = sum(o.shape[dimension] for o in operands)
+    return first.shape[:dimension] + (size,) + first.shape[dimension + 1:]
+
+
+def _concatenate_transpose(ct: Any, *operands: Any, dimension: int) -> list[Any]:
+    # Each operand's cotangent is its own stretch of ct along `dimension`.
+    cts: list[Any] = []
+    offset = 0
+    for x in operands:
+        size = get_aval(x).shape[dimension]
+        cts.append(slice_in_dim(ct, offset, offset + size, 1, dimension)
+                   if is_undefined_primal(x) else None)
+        offset += size
+    return cts
+
+
+concatenate_p = standard_primitive(
+    "concatenate", lambda *xs, dimension: np.concatenate(xs, axis=dimension),
+    _concatenate_shape, _same_dtype)
+deflinear(concatenate_p, _concatenate_transpose, linear_args="all")
+
+
+# --- rev -----------------------------------------------------------------------------------
+
+def rev(operand: Any, dimensions: Sequence[int]) -> Any:
+    """Reverse the order of elements along each axis in ``dimensions``."""
+    return rev_p.bind(operand, dimensions=_ints(dimensions))
+
+
+def _rev_shape(x: ShapedArray, dimensions: tuple[int, ...]) -> tuple[int, ...]:
+    if any(not 0 <= d < x.ndim for d in dimensions) or len(set(dimensions)) != len(dimensions):
+        raise FgradTypeError(f"rev: dimensions {dimensions} must be distinct axes of "
+                             f"{x.str_short()}")
+    return x.shape
+
+
+rev_p = standard_primitive("rev", lambda x, dimensions: np.flip(x, dimensions),
+                           _rev_shape, _same_dtype, _keep_weak)
+deflinear(rev_p, lambda ct, x, dimensions: [rev(ct, dimensions)])
+
+
+# --- iota ----------------------------------------------------------------------------------
+
+def iota(dtype: Any, size: int) -> Any:
+    """``[0, 1, ..., size - 1]`` of ``dtype`` (an integer or float dtype)."""
+    return broadcasted_iota(dtype, (size,), 0)
+
+
+def broadcasted_iota(dtype: Any, shape: Sequence[int], dimension: int) -> Any:
+    """An array of ``shape`` whose value at each index is that index's ``dimension`` coordinate."""
+    return iota_p.bind(dtype=dtypes.canonicalize_dtype(dtype), shape=_ints(shape),
+                       dimension=int(dimension))
+
+
+def _iota_impl(*, dtype: np.dtype, shape: tuple[int, ...], dimension: int) -> np.ndarray:
+    line = np.arange(shape[dimension], dtype=np.int64).astype(dtype)
+    return np.broadcast_to(line.reshape([-1 if i == dimension else 1
+                                         for i in range(len(shape))]), shape)
+
+
+def _iota_shape(*, dtype: np.dtype, shape: tuple[int, ...], dimension: int) -> tuple[int, ...]:
+    if not (dtypes.is_int(dtype) or dtypes.is_float(dtype)):
+        raise FgradTypeError(f"iota: dtype must be an integer or float dtype, got {dtype}")
+    if any(d < 0 for d in shape) or not 0 <= dimension < len(shape):
+        raise FgradTypeError(f"iota: invalid shape {shape} or dimension {dimension}")
+    return shape
+
+
+iota_p = standard_primitive("iota", _iota_impl, _iota_shape, lambda **params: params["dtype"])
+defjvp_zero(iota_p)
+
+
 __all__ = ["broadcast_in_dim", "full", "full_like", "reshape", "transpose", "squeeze",
-           "expand_dims"]
+           "expand_dims", "slice", "slice_in_dim", "pad", "concatenate", "rev", "iota",
+           "broadcasted_iota"]

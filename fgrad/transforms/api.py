@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from fgrad.core.avals import ShapeDtypeStruct, get_aval
+from fgrad.core.errors import api_boundary
 from fgrad.core.jaxpr import ClosedJaxpr
 from fgrad.core.pytree import tree_flatten, tree_map, tree_unflatten
 from fgrad.core.staging import trace_to_jaxpr
@@ -31,6 +32,7 @@ def make_jaxpr(fun: Callable[..., Any], static_argnums: int | Sequence[int] = ()
     """
     nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
 
+    @api_boundary
     def make_jaxpr_fun(*args: Any, **kwargs: Any) -> Any:
         static = {i % len(args): args[i] for i in nums}
         dyn = [a for i, a in enumerate(args) if i not in static]

@@ -19,6 +19,7 @@ import numpy as np
 from fgrad.core import dtypes
 from fgrad.core.ad_util import UndefPrimal, Zero, tangent_aval
 from fgrad.core.avals import get_aval
+from fgrad.core.errors import api_boundary
 from fgrad.core.pytree import tree_flatten, tree_map, tree_structure, tree_unflatten
 from fgrad.transforms import api_util
 from fgrad.transforms.jvp import check_tangent, instantiate_zeros, jvp_flat
@@ -26,6 +27,7 @@ from fgrad.transforms.partial_eval import linearize_flat
 from fgrad.transforms.transpose import backward_pass
 
 
+@api_boundary
 def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any],
         has_aux: bool = False) -> Any:
     """Evaluate ``fun(*primals)`` and its directional derivative along ``tangents``.
@@ -68,6 +70,7 @@ def _aux_splitting(fun: Callable[..., Any], box: api_util.Store) -> Callable[...
     return f
 
 
+@api_boundary
 def linearize(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[..., Any]]:
     """``(fun(*primals), f_jvp)`` where ``f_jvp(*tangents)`` evaluates the JVP cheaply.
 
@@ -93,6 +96,7 @@ def linearize(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[...
     return tree_unflatten(out_tree.value, primals_out), f_jvp
 
 
+@api_boundary
 def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
     """``(fun(*primals), vjp_fun)`` where ``vjp_fun(ct)`` pulls a cotangent back to the inputs.
 
@@ -145,6 +149,7 @@ def value_and_grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,
     ``fun`` must return a scalar (shape ``()``) of a float dtype. The gradient
     has the structure of the ``argnums`` arguments (a tuple if ``argnums`` is).
     """
+    @api_boundary
     def value_and_grad_fun(*args: Any, **kwargs: Any) -> Any:
         nums = api_util.normalize_argnums(argnums, len(args), "grad")
         f_partial, dyn_args = api_util.split_args(lambda *a: fun(*a, **kwargs), args, nums)
@@ -188,6 +193,7 @@ def grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,
     """
     vg = value_and_grad(fun, argnums, has_aux, allow_int)
 
+    @api_boundary
     def grad_fun(*args: Any, **kwargs: Any) -> Any:
         (value, g) = vg(*args, **kwargs)
         return (g, value[1]) if has_aux else g
@@ -245,6 +251,7 @@ def _stack_columns(columns: Sequence[Any], out_shape: tuple[int, ...],
 def jacfwd(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,
            has_aux: bool = False) -> Callable[..., Any]:
     """Jacobian by forward mode: one JVP per input element. Leaves: ``out.shape + in.shape``."""
+    @api_boundary
     def jac_fun(*args: Any) -> Any:
         nums = api_util.normalize_argnums(argnums, len(args), "jacfwd")
         f_partial, dyn = api_util.split_args(fun, args, nums)
@@ -286,6 +293,7 @@ def jacfwd(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,
 def jacrev(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,
            has_aux: bool = False) -> Callable[..., Any]:
     """Jacobian by reverse mode: one VJP per output element. Leaves: ``out.shape + in.shape``."""
+    @api_boundary
     def jac_fun(*args: Any) -> Any:
         nums = api_util.normalize_argnums(argnums, len(args), "jacrev")
         f_partial, dyn = api_util.split_args(fun, args, nums)

@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 from fgrad.config import config
 from fgrad.core.ad_util import Zero, is_undefined_primal, tangent_aval
 from fgrad.core.avals import ShapedArray, get_aval
-from fgrad.core.errors import FgradTypeError
+from fgrad.core.errors import FgradTypeError, api_boundary
 from fgrad.core.jaxpr import ClosedJaxpr, Jaxpr
 from fgrad.core.primitive import Primitive
 from fgrad.core.pytree import tree_flatten, tree_unflatten
@@ -239,6 +239,7 @@ class Jitted:
             self._hits += 1
         return entry[0], entry[1], leaves
 
+    @api_boundary
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if config.disable_jit:
             return self.fun(*args, **kwargs)
