@@ -85,10 +85,10 @@ class Array:
         return self  # host arrays are always ready; kept for JAX compatibility
 
     def __repr__(self) -> str:
+        # Same format as JAX: Array([1., 2.], dtype=float32)
         body = np.array2string(self._value, separator=", ", prefix="Array(")
-        extra = f", dtype={self.dtype.name}" if self._value.dtype != np.float32 else ""
         weak = ", weak_type=True" if self.weak_type else ""
-        return f"Array({body}{extra}{weak})"
+        return f"Array({body}, dtype={self.dtype.name}{weak})"
 
     def __str__(self) -> str:
         return str(self._value)

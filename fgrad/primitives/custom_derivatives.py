@@ -109,7 +109,7 @@ class custom_jvp:  # noqa: N801 (JAX's name)
     ...     (x,), (t,) = primals, tangents
     ...     return f(x), 2.0 * t   # a deliberately "wrong" derivative
     >>> fgrad.grad(f)(0.0)
-    Array(2., weak_type=True)
+    Array(2., dtype=float32, weak_type=True)
     """
 
     def __init__(self, fun: Callable[..., Any], nondiff_argnums: Sequence[int] = ()) -> None:

@@ -36,7 +36,7 @@ def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
 
     >>> import fgrad, fgrad.numpy as fnp
     >>> fgrad.jvp(fnp.sin, (0.0,), (2.0,))
-    (Array(0., weak_type=True), Array(2., weak_type=True))
+    (Array(0., dtype=float32, weak_type=True), Array(2., dtype=float32, weak_type=True))
     """
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError("jvp: primals and tangents must be tuples or lists, got "
@@ -189,7 +189,7 @@ def grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,
 
     >>> import fgrad, fgrad.numpy as fnp
     >>> fgrad.grad(lambda x: fnp.sum(x ** 2))(fnp.array([1.0, 2.0]))
-    Array([2., 4.])
+    Array([2., 4.], dtype=float32)
     """
     vg = value_and_grad(fun, argnums, has_aux, allow_int)
 

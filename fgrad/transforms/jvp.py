@@ -63,12 +63,18 @@ class JVPTrace(Trace):
     def process_primitive(self, prim: Primitive, args: tuple[Any, ...],
                           params: dict[str, Any]) -> Any:
         primals, tangents = [], []
+        any_tangent = False
         for x in args:
-            p, t = self.to_primal_tangent(x)
-            primals.append(p)
-            tangents.append(t)
+            if type(x) is JVPTracer and x._trace is self:
+                primals.append(x.primal)
+                tangents.append(x.tangent)
+                any_tangent = True
+            else:
+                p, t = self.to_primal_tangent(x)
+                primals.append(p)
+                tangents.append(t)
         with set_current_trace(self.parent):
-            if all(type(t) is Zero for t in tangents) or prim.nondifferentiable:
+            if not any_tangent or prim.nondifferentiable:
                 return prim.bind(*primals, **params)
             if prim.jvp is None:
                 raise NotImplementedError(

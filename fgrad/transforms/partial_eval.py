@@ -25,7 +25,7 @@ from fgrad.core.ad_util import Zero, tangent_aval
 from fgrad.core.avals import ShapedArray, get_aval
 from fgrad.core.jaxpr import ClosedJaxpr, Jaxpr, Literal, Var, eval_jaxpr
 from fgrad.core.primitive import Primitive
-from fgrad.core.staging import StagingTrace, trace_to_jaxpr
+from fgrad.core.staging import StagingTrace, StagingTracer, trace_to_jaxpr
 from fgrad.core.trace import Trace, current_trace, set_current_trace
 from fgrad.transforms.jvp import JVPTrace, instantiate_zeros
 
@@ -41,7 +41,10 @@ class PartialEvalTrace(StagingTrace):
 
     def process_primitive(self, prim: Primitive, args: tuple[Any, ...],
                           params: dict[str, Any]) -> Any:
-        if not any(self.is_own(x) for x in args):
+        for x in args:
+            if type(x) is StagingTracer and x._trace is self:
+                break
+        else:  # every input is known: compute it now, in the parent trace
             with set_current_trace(self.parent):
                 return prim.bind(*args, **params)
         if prim.partial_eval is not None:
