@@ -135,13 +135,12 @@ class Tracer:
         return np.asarray(self._concrete(".tolist()", errors.ConcretizationTypeError)).tolist()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        value = self.to_concrete_value()
-        if value is None:
-            raise errors.TracerArrayConversionError(
-                f"numpy.asarray() was called on a traced array {self.aval.str_short()} "
-                f"(in {self._trace.name}). numpy cannot compute on traced values: use "
-                "fgrad.numpy (imported as fnp) instead of numpy inside transformed functions.")
-        return np.asarray(value, dtype=dtype)
+        # NOTE: unlike bool()/float(), this raises even when a concrete value is known
+        # (as in JAX): numpy code would silently cut the value off from the transform.
+        raise errors.TracerArrayConversionError(
+            f"numpy.asarray() was called on a traced array {self.aval.str_short()} "
+            f"(in {self._trace.name}). numpy cannot compute on traced values: use "
+            "fgrad.numpy (imported as fnp) instead of numpy inside transformed functions.")
 
     def __hash__(self) -> int:
         raise TypeError(f"unhashable type: traced array {self.aval.str_short()}")
