@@ -225,18 +225,35 @@ def expand_dims(array: Any, dimensions: Sequence[int]) -> Any:
 
 def slice(operand: Any, start_indices: Sequence[int], limit_indices: Sequence[int],  # noqa: A001
           strides: Sequence[int] | None = None) -> Any:
-    """``operand[start:limit:stride]`` on every axis (static, in-bounds indices)."""
+    """``operand[start:limit:stride]`` on every axis (static, in-bounds indices).
+
+    >>> import numpy as np
+    >>> slice(np.arange(10), (1,), (8,), (3,)).tolist()
+    [1, 4, 7]
+    """
     return slice_p.bind(operand, start_indices=_ints(start_indices),
                         limit_indices=_ints(limit_indices),
                         strides=None if strides is None else _ints(strides))
 
 
-def slice_in_dim(operand: Any, start_index: int, limit_index: int, stride: int = 1,
-                 axis: int = 0) -> Any:
-    """``slice`` along the single axis ``axis`` (``jax.lax.slice_in_dim``, static bounds)."""
+def slice_in_dim(operand: Any, start_index: int | None, limit_index: int | None,
+                 stride: int = 1, axis: int = 0) -> Any:
+    """``slice`` along the single axis ``axis`` (``jax.lax.slice_in_dim``).
+
+    As in JAX, this convenience wrapper (not the primitive) accepts ``None`` and
+    negative indices and a negative ``axis``, counted from the end.
+    """
     shape = get_aval(operand).shape
+    axis = int(axis) + len(shape) if int(axis) < 0 else int(axis)
+    if not 0 <= axis < len(shape):
+        raise FgradTypeError(f"slice_in_dim: axis {axis} out of range for "
+                             f"{get_aval(operand).str_short()}")
+    size = shape[axis]
+    start = 0 if start_index is None else int(start_index)
+    limit = size if limit_index is None else int(limit_index)
+    start, limit = (start + size if start < 0 else start), (limit + size if limit < 0 else limit)
     starts, limits, strides = [0] * len(shape), list(shape), [1] * len(shape)
-    starts[axis], limits[axis], strides[axis] = start_index, limit_index, stride
+    starts[axis], limits[axis], strides[axis] = start, limit, int(stride)
     return slice(operand, starts, limits, None if stride == 1 else strides)
 
 
@@ -287,6 +304,10 @@ def pad(operand: Any, padding_value: Any, padding_config: Sequence[Sequence[int]
     """Pad each axis by ``(low, high, interior)`` copies of the scalar ``padding_value``.
 
     Negative ``low``/``high`` remove elements from that end instead.
+
+    >>> import numpy as np
+    >>> pad(np.array([1, 2, 3]), np.int64(0), [(1, -1, 1)]).tolist()  # [1, 0, 2, 0, 3] shifted
+    [0, 1, 0, 2, 0]
     """
     config = tuple((int(lo), int(hi), int(interior)) for lo, hi, interior in padding_config)
     return pad_p.bind(operand, padding_value, padding_config=config)
@@ -362,7 +383,7 @@ deflinear(pad_p, _pad_transpose, linear_args=(0, 1))
 # --- concatenate ---------------------------------------------------------------------------
 
 def concatenate(operands: Sequence[Any], dimension: int) -> Any:
-    """Join ``operands`` (same rank and dtype, equal sizes off ``dimension``) along ``dimension``."""
+    """Join ``operands`` along ``dimension`` (same rank and dtype, equal sizes elsewhere)."""
     return concatenate_p.bind(*operands, dimension=int(dimension))
 
 
