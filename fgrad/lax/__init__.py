@@ -13,3 +13,4 @@ from fgrad.primitives.reductions import *  # noqa: F401, F403
 from fgrad.primitives.indexing import *  # noqa: F401, F403
 from fgrad.primitives.linalg import *  # noqa: F401, F403
 from fgrad.primitives.conv import *  # noqa: F401, F403
+from fgrad.primitives.windowed import *  # noqa: F401, F403
