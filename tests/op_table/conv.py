@@ -193,19 +193,19 @@ def _jax_pool(x: Any) -> Any:
 
 
 def _pair_records() -> list[Rec]:
-    from fgrad.primitives import conv, elementwise
+    from fgrad.primitives import conv, elementwise, windowed
 
     out_shape = conv.reduce_window_shape_tuple((5, 6), (2, 3), (2, 1), ((1, 0), (1, 1)))
     return [
         Rec(name="select_and_gather_add", linear=True,
             args=[Arg((5, 6)), Arg((5, 6), "const", value=_POOL_X)],
-            fn=lambda t, x: conv.select_and_gather_add_p.bind(
+            fn=lambda t, x: windowed.select_and_gather_add_p.bind(
                 t, np.asarray(x, t.dtype), select_prim=elementwise.ge_p, **_POOL),
             jax_fn=lambda t, x: jax.jvp(_jax_pool, (jnp.asarray(x, t.dtype),), (t,))[1],
             prims=("select_and_gather_add",)),
         Rec(name="select_and_scatter_add", linear=True,
             args=[Arg(out_shape), Arg((5, 6), "const", value=_POOL_X)],
-            fn=lambda s, x: conv.select_and_scatter_add_p.bind(
+            fn=lambda s, x: windowed.select_and_scatter_add_p.bind(
                 s, np.asarray(x, s.dtype), select_prim=elementwise.ge_p, **_POOL),
             jax_fn=lambda s, x: jax.vjp(_jax_pool, jnp.asarray(x, s.dtype))[1](s)[0],
             prims=("select_and_scatter_add",)),
