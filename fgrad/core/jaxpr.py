@@ -222,6 +222,14 @@ def typecheck_jaxpr(jaxpr: Jaxpr | ClosedJaxpr) -> None:
         if len(out_avals) != len(eqn.outvars):
             raise JaxprTypeError(f"equation `{eqn}` has {len(eqn.outvars)} outputs, its "
                                  f"rule gives {len(out_avals)}")
+        for param in eqn.params.values():  # sub-jaxprs of higher-order primitives
+            for sub in (param if isinstance(param, (tuple, list)) else (param,)):
+                if isinstance(sub, (Jaxpr, ClosedJaxpr)):
+                    try:
+                        typecheck_jaxpr(sub)
+                    except JaxprTypeError as e:
+                        raise JaxprTypeError(f"in the jaxpr inside `{eqn.primitive.name}`: "
+                                             f"{e}") from e
         for v, aval in zip(eqn.outvars, out_avals):
             if not _same_type(v.aval, aval):
                 raise JaxprTypeError(f"equation `{eqn}` binds a variable of type "

@@ -56,6 +56,10 @@ class Primitive:
         self.pretty: Rule | None = None
         self.linear_args: tuple[int, ...] | str = ()  # positions, or "all"
         self.nondifferentiable = False
+        # Eager execution caches abstract evaluation by argument types and params.
+        # Call primitives (params holding jaxprs or Python callables, new on every call)
+        # turn this off: their rule is trivial and caching would only hold memory.
+        self.cache_abstract_eval = True
         # slot name -> why it is deliberately empty (checked by the completeness test)
         self.missing_reasons: dict[str, str] = {}
 

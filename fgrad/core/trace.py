@@ -122,11 +122,15 @@ class Tracer:
         return int(self._concrete("__index__() (using a value as an index or in range())",
                                   errors.TracerIntegerConversionError))
 
+    # NOTE: float() and complex() raise even when a value is known (as in JAX): a
+    # Python float silently cuts the value off from differentiation.
     def __float__(self) -> float:
-        return float(self._concrete("float()", errors.ConcretizationTypeError))
+        raise errors.ConcretizationTypeError(errors.concretization_message(
+            "float()", self.aval.str_short(), f"in {self._trace.name}"))
 
     def __complex__(self) -> complex:
-        return complex(self._concrete("complex()", errors.ConcretizationTypeError))
+        raise errors.ConcretizationTypeError(errors.concretization_message(
+            "complex()", self.aval.str_short(), f"in {self._trace.name}"))
 
     def item(self) -> Any:
         return np.asarray(self._concrete(".item()", errors.ConcretizationTypeError)).item()
@@ -181,7 +185,7 @@ def check_alive(x: Tracer) -> None:
     """Raise ``UnexpectedTracerError`` if ``x`` belongs to a transform that has returned."""
     if not x._trace._alive:
         raise errors.UnexpectedTracerError(
-            f"Encountered an unexpected tracer {x.aval.str_short()} from a {x._trace.name} "
+            f"Encountered an unexpected tracer {x.aval.str_short()} from {x._trace.name} "
             "that has already finished. A value computed inside a transformed function "
             "(jit, grad, vmap, ...) escaped it, for example by being stored in a global, a "
             "list outside the function, or an attribute (`self.x = ...`). Return such values "
@@ -229,6 +233,8 @@ class EvalTrace(Trace):
         return _wrap(out, out_avals)
 
     def _out_avals(self, prim: Primitive, key: list[Any], params: dict[str, Any]) -> Any:
+        if not prim.cache_abstract_eval:
+            return prim.abstract_eval(*_avals_from_key(key), **params)
         try:
             if params:
                 key.append(tuple(params.items()))
@@ -238,12 +244,15 @@ class EvalTrace(Trace):
             pass
         except TypeError:  # an unhashable param: no caching, just compute
             cache_key = None
-        types = key[1:1 + 3 * ((len(key) - 1) // 3)]
-        in_avals = [ShapedArray(*types[i:i + 3]) for i in range(0, len(types), 3)]
-        out_avals = prim.abstract_eval(*in_avals, **params)
+        out_avals = prim.abstract_eval(*_avals_from_key(key), **params)
         if cache_key is not None and len(self._aval_cache) < 100_000:
             self._aval_cache[cache_key] = out_avals
         return out_avals
+
+
+def _avals_from_key(key: list[Any]) -> list[ShapedArray]:
+    types = key[1:1 + 3 * ((len(key) - 1) // 3)]  # (shape, dtype, weak) triples after prim
+    return [ShapedArray(*types[i:i + 3]) for i in range(0, len(types), 3)]
 
 
 def _wrap(value: Any, aval: ShapedArray) -> Array:

@@ -23,7 +23,7 @@ from fgrad.core import dtypes
 from fgrad.core.array import Array
 from fgrad.core.avals import get_aval
 from fgrad.core.trace import Tracer
-from fgrad.primitives.elementwise import convert_element_type
+from fgrad.primitives.elementwise import convert_element_type, convert_element_type_p
 from fgrad.primitives.shape import broadcast_in_dim
 
 
@@ -54,6 +54,12 @@ def cast(x: Any, dtype: Any, weak_type: bool = False) -> Any:
     aval = get_aval(x)
     if aval.dtype == dtype and aval.weak_type == weak_type:
         return x
+    if type(x) is Array and x.ndim == 0:
+        # A scalar constant (typically a Python number): convert it now, so a jaxpr
+        # shows `mul a 2.0:f32[]` rather than a conversion equation.
+        value = convert_element_type_p.impl(x._value, new_dtype=np.dtype(dtype),
+                                            weak_type=weak_type)
+        return Array(np.asarray(value), weak_type)
     return convert_element_type(x, dtype, weak_type)
 
 
@@ -66,12 +72,19 @@ def promote_dtypes(*args: Any, op: str = "fgrad.numpy") -> list[Any]:
     return [cast(x, dtype, weak) for x in arrays]
 
 
+def to_inexact_dtype(dtype: Any) -> np.dtype:
+    """The float dtype an int/bool dtype computes in (JAX: 64-bit ints -> float64, else float32)."""
+    dtype = np.dtype(dtype)
+    if dtypes.is_float(dtype):
+        return dtype
+    return dtypes.canonicalize_dtype(np.float64 if dtype.itemsize == 8 else np.float32)
+
+
 def promote_to_inexact(*args: Any, op: str = "fgrad.numpy") -> list[Any]:
-    """Promote, then move integer/bool results to the default float (for sin, log, /...)."""
+    """Promote, then move integer/bool results to a float dtype (for sin, log, / ...)."""
     arrays = promote_dtypes(*args, op=op)
     dtype, weak = result_dtype(*arrays)
-    if not dtypes.is_float(dtype):
-        dtype, weak = dtypes.default_float_dtype(), weak
+    dtype = to_inexact_dtype(dtype)
     return [cast(x, dtype, weak) for x in arrays]
 
 
@@ -116,9 +129,9 @@ def promote_and_broadcast(*args: Any, op: str, inexact: bool = False) -> list[An
 
 def normalize_axis(axis: int, ndim: int, op: str = "fgrad.numpy") -> int:
     axis = int(axis)
-    if not -ndim <= axis < max(ndim, 1) or (ndim == 0 and axis not in (0, -1)):
+    if not -ndim <= axis < ndim:
         raise ValueError(f"{op}: axis {axis} is out of bounds for an array of dimension {ndim}")
-    return axis % ndim if ndim else 0
+    return axis % ndim
 
 
 def normalize_axes(axis: Any, ndim: int, op: str = "fgrad.numpy") -> tuple[int, ...]:

@@ -92,6 +92,7 @@ def _custom_jvp_call_jvp(primals: Sequence[Any], tangents: Sequence[Any], *,
 
 
 custom_jvp_call_p.def_impl(_call_impl)
+custom_jvp_call_p.cache_abstract_eval = False
 custom_jvp_call_p.def_abstract_eval(_call_abstract_eval)
 custom_jvp_call_p.def_jvp(_custom_jvp_call_jvp)
 custom_jvp_call_p.declare_missing("transpose", "a custom_jvp function is not linear in general")
@@ -116,7 +117,7 @@ class custom_jvp:  # noqa: N801 (JAX's name)
         self.fun = fun
         self.nondiff_argnums = tuple(nondiff_argnums)
         self.jvp: Callable[..., Any] | None = None
-        functools.update_wrapper(self, fun)
+        functools.update_wrapper(self, fun, updated=())  # keep our own attributes
 
     def defjvp(self, jvp: Callable[..., Any], symbolic_zeros: bool = False) -> Callable[..., Any]:
         """Register ``jvp(primals, tangents) -> (primal_out, tangent_out)``."""
@@ -226,10 +227,12 @@ def _custom_lin_transpose(cts: Sequence[Any], *args: Any, num_res: int,
 
 
 custom_vjp_call_p.def_impl(_call_impl)
+custom_vjp_call_p.cache_abstract_eval = False
 custom_vjp_call_p.def_abstract_eval(_call_abstract_eval)
 custom_vjp_call_p.def_jvp(_custom_vjp_call_jvp)
 custom_vjp_call_p.declare_missing("transpose", "a custom_vjp function is not linear in general")
 custom_lin_p.def_impl(_custom_lin_impl)
+custom_lin_p.cache_abstract_eval = False
 custom_lin_p.def_abstract_eval(lambda *avals, num_res, bwd, out_avals: list(out_avals))
 custom_lin_p.def_transpose(_custom_lin_transpose)
 custom_lin_p.declare_missing("jvp", "custom_lin only exists to be transposed (custom_vjp's "
@@ -250,7 +253,7 @@ class custom_vjp:  # noqa: N801 (JAX's name)
         self.nondiff_argnums = tuple(nondiff_argnums)
         self.fwd: Callable[..., Any] | None = None
         self.bwd: Callable[..., Any] | None = None
-        functools.update_wrapper(self, fun)
+        functools.update_wrapper(self, fun, updated=())  # keep our own attributes
 
     def defvjp(self, fwd: Callable[..., Any], bwd: Callable[..., Any],
                symbolic_zeros: bool = False) -> None:
@@ -297,19 +300,33 @@ class custom_vjp:  # noqa: N801 (JAX's name)
                 raise TypeError(f"custom_vjp({name}): bwd must return a tuple with one "
                                 f"cotangent per differentiable argument ({len(dyn)}), got "
                                 f"{type(cts_in).__name__}")
+            from fgrad.core.pytree import flatten_up_to
+            from fgrad.primitives.shape import full
             flat: list[Any] = []
             for arg, ct in zip(dyn, cts_in):
                 arg_leaves, arg_tree = tree_flatten(arg)
+                # None anywhere in the cotangent (in place of a whole argument or of a
+                # subtree) means zeros there, as in JAX.
                 if ct is None:
-                    from fgrad.primitives.shape import full
-                    flat.extend(full(np.shape(x), 0, get_aval(x).dtype) for x in arg_leaves)
-                    continue
-                ct_leaves, ct_tree = tree_flatten(ct)
-                if ct_tree != arg_tree:
-                    raise TypeError(f"custom_vjp({name}): bwd returned a cotangent of structure "
-                                    f"{ct_tree} for an argument of structure {arg_tree}")
-                _check_tangent_tree(f"custom_vjp({name}) bwd", arg_leaves, ct_leaves)
-                flat.extend(ct_leaves)
+                    subtrees = [None] * len(arg_leaves)
+                else:
+                    try:
+                        subtrees = flatten_up_to(arg_tree, ct)
+                    except ValueError as e:
+                        raise TypeError(f"custom_vjp({name}): bwd returned a cotangent whose "
+                                        f"structure does not match its argument's: {e}"
+                                        ) from None
+                for x, sub in zip(arg_leaves, subtrees):
+                    if sub is None:
+                        flat.append(full(np.shape(x), 0, get_aval(x).dtype))
+                        continue
+                    if tree_flatten(sub)[1].num_leaves != 1 or isinstance(sub, (tuple, list,
+                                                                                 dict)):
+                        raise TypeError(f"custom_vjp({name}): bwd returned a cotangent of "
+                                        f"structure {tree_flatten(ct)[1]} for an argument of "
+                                        f"structure {arg_tree}")
+                    _check_tangent_tree(f"custom_vjp({name}) bwd", [x], [sub])
+                    flat.append(sub)
             return flat
 
         flat_fwd.__name__ = api_util.fun_name(user_fwd)
@@ -368,6 +385,7 @@ def _checkpoint_transpose(cts: Sequence[Any], *args: Any, jaxpr: ClosedJaxpr,
 
 
 checkpoint_p.def_impl(lambda *args, jaxpr, prevent_cse: eval_closed_jaxpr(jaxpr, *args))
+checkpoint_p.cache_abstract_eval = False
 checkpoint_p.def_abstract_eval(lambda *avals, jaxpr, prevent_cse: jaxpr.out_avals)
 checkpoint_p.def_jvp(_checkpoint_jvp)
 checkpoint_p.def_transpose(_checkpoint_transpose)

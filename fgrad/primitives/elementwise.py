@@ -45,7 +45,9 @@ def _via_f32(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
 # NOTE: like XLA, fgrad computes log(-1) = nan and 1/0 = inf silently. numpy would
 # warn; the warnings it raises from this module's impls are filtered here (cheaper
 # than an errstate context around every call, which matters for eager speed).
-warnings.filterwarnings("ignore", category=RuntimeWarning, module=__name__)
+# (The filter names every fgrad module: numpy attributes the warning of a ufunc
+# called directly as an impl to the Python frame that called it.)
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"fgrad(\.|$)")
 
 
 def _c(x: Any, value: float) -> Any:

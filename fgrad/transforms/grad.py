@@ -22,7 +22,8 @@ from fgrad.core.avals import get_aval
 from fgrad.core.errors import api_boundary
 from fgrad.core.pytree import tree_flatten, tree_map, tree_structure, tree_unflatten
 from fgrad.transforms import api_util
-from fgrad.transforms.jvp import check_tangent, instantiate_zeros, jvp_flat
+from fgrad.core.trace import current_trace
+from fgrad.transforms.jvp import JVPTracer, check_tangent, instantiate_zeros, jvp_flat
 from fgrad.transforms.partial_eval import linearize_flat
 from fgrad.transforms.transpose import backward_pass
 
@@ -65,7 +66,11 @@ def _aux_splitting(fun: Callable[..., Any], box: api_util.Store) -> Callable[...
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
             raise TypeError("has_aux=True requires the function to return a pair "
                             f"(output, auxiliary data), got {type(out).__name__}")
-        box.value = out[1]
+        # The aux output is not differentiated: keep only its primal values, or the
+        # caller would receive tracers of a transform that has already finished.
+        trace = current_trace()
+        box.value = tree_map(lambda leaf: leaf.primal if isinstance(leaf, JVPTracer)
+                             and leaf._trace is trace else leaf, out[1])
         return out[0]
     return f
 
@@ -126,12 +131,22 @@ def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
             cts.append(c)
         undefined = [UndefPrimal(v.aval) for v in lin.jaxpr.invars]
         cts_in = backward_pass(lin.jaxpr, lin.consts, undefined, cts)
-        cts_in = [_zero_cotangent(p) if type(c) is Zero or not dtypes.is_float(get_aval(p).dtype)
-                  else c for c, p in zip(cts_in, p_leaves)]
+        cts_in = [_match_weak_type(_zero_cotangent(p) if type(c) is Zero or not dtypes.is_float(
+            get_aval(p).dtype) else c, p) for c, p in zip(cts_in, p_leaves)]
         return tree_unflatten(p_tree, cts_in)
 
     out = tree_unflatten(out_tree.value, primals_out)
     return (out, vjp_fun, aux_box.value) if has_aux else (out, vjp_fun)
+
+
+def _match_weak_type(ct: Any, primal: Any) -> Any:
+    """A cotangent is weakly typed exactly when its primal is (as in JAX)."""
+    weak = get_aval(primal).weak_type
+    aval = get_aval(ct)
+    if aval.weak_type == weak:
+        return ct
+    from fgrad.primitives.elementwise import convert_element_type
+    return convert_element_type(ct, aval.dtype, weak)
 
 
 def _zero_cotangent(primal: Any) -> Any:
@@ -226,7 +241,7 @@ def _basis(leaves: Sequence[Any]) -> list[list[Any]]:
 
 def _stack_columns(columns: Sequence[Any], out_shape: tuple[int, ...],
                    in_shapes: Sequence[tuple[int, ...]], sizes: Sequence[int],
-                   columns_last: bool) -> list[Any]:
+                   columns_last: bool, dtype: Any) -> list[Any]:
     """Assemble Jacobian blocks ``out_shape + in_shape`` from per-element columns/rows."""
     from fgrad.primitives.shape import concatenate, reshape, transpose
     blocks, offset = [], 0
@@ -235,7 +250,6 @@ def _stack_columns(columns: Sequence[Any], out_shape: tuple[int, ...],
         offset += size
         if not cols:
             from fgrad.primitives.shape import full
-            dtype = get_aval(columns[0]).dtype if columns else np.float32
             blocks.append(full((*out_shape, *in_shape), 0, dtype))
             continue
         stacked = concatenate(cols, 0)  # (size, *other_shape)
@@ -282,7 +296,7 @@ def jacfwd(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,
         jac_leaves = []
         for k, o in enumerate(out_leaves):
             blocks = _stack_columns([c[k] for c in columns], get_aval(o).shape, in_shapes,
-                                    sizes, columns_last=True)
+                                    sizes, columns_last=True, dtype=get_aval(o).dtype)
             jac_leaves.append(tree_unflatten(x_tree, blocks))
         jac = tree_unflatten(out_tree, jac_leaves)
         return (jac, aux) if has_aux else jac
@@ -321,7 +335,8 @@ def jacrev(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,
             for j, (shape, size) in enumerate(zip(in_shapes, sizes)):
                 block_rows = [r[j] for r in rows[offset:offset + n]]
                 blocks.extend(_stack_columns(block_rows, get_aval(o).shape, [shape], [n],
-                                             columns_last=False))
+                                             columns_last=False,
+                                             dtype=get_aval(x_leaves[j]).dtype))
             offset += n
             jac_leaves.append(tree_unflatten(x_tree, blocks))
         jac = tree_unflatten(out_tree, jac_leaves)

@@ -18,6 +18,7 @@ So ``grad(jit(f))``, ``jit(grad(f))`` and any deeper nesting just work.
 from __future__ import annotations
 
 import functools
+import inspect
 import warnings
 from typing import Any, Callable, Sequence
 
@@ -130,6 +131,7 @@ def _jit_transpose(cts: Sequence[Any], *args: Any, jaxpr: ClosedJaxpr, name: str
 
 
 jit_p.def_impl(_jit_impl)
+jit_p.cache_abstract_eval = False
 jit_p.def_abstract_eval(_jit_abstract_eval)
 jit_p.def_jvp(_jit_jvp)
 jit_p.def_transpose(_jit_transpose)
@@ -181,24 +183,41 @@ class Jitted:
     def __init__(self, fun: Callable[..., Any], static_argnums: Sequence[int],
                  static_argnames: Sequence[str], backend: str | None) -> None:
         self.fun = fun
-        self.static_argnums = tuple(static_argnums)
-        self.static_argnames = tuple(static_argnames)
+        nums, names = set(static_argnums), set(static_argnames)
+        # As in JAX, a static argument may be given by position or by keyword: map
+        # each static position to its parameter name and back, through the signature.
+        try:
+            params = list(inspect.signature(fun).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        positional = [p.name for p in params
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        for i in list(nums):
+            if -len(positional) <= i < len(positional):
+                names.add(positional[i])
+        for i, name in enumerate(positional):
+            if name in names:
+                nums.add(i)
+        self.static_argnums = tuple(sorted(nums))
+        self.static_argnames = tuple(sorted(names))
         self.backend = backend
         self._cache: dict[Any, tuple[ClosedJaxpr, Any]] = {}
         self._hits = self._misses = 0
-        functools.update_wrapper(self, fun)
+        functools.update_wrapper(self, fun, updated=())  # keep our own attributes
 
     def _split(self, args: tuple[Any, ...], kwargs: dict[str, Any]
                ) -> tuple[list[Any], Any, tuple[Any, ...], Callable[..., Any]]:
         nargs = len(args)
         static_nums = {n % nargs if nargs else n for n in self.static_argnums
                        if -nargs <= n < nargs}
-        static = tuple((i, args[i]) for i in sorted(static_nums)) + tuple(
-            sorted((k, v) for k, v in kwargs.items() if k in self.static_argnames))
+        # Static values are keyed with their type: 1 and True are equal but not the same.
+        static = tuple((i, type(args[i]), args[i]) for i in sorted(static_nums)) + tuple(
+            sorted(((k, type(v), v) for k, v in kwargs.items() if k in self.static_argnames),
+                   key=lambda kv: kv[0]))
         dyn_args = tuple(a for i, a in enumerate(args) if i not in static_nums)
         dyn_kwargs = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
         leaves, in_tree = tree_flatten((dyn_args, dyn_kwargs))
-        for _, value in static:
+        for _, _, value in static:
             try:
                 hash(value)
             except TypeError:
