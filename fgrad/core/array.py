@@ -19,16 +19,21 @@ from fgrad.core.avals import ShapedArray
 class Array:
     """An immutable n-dimensional array living in host memory."""
 
-    __slots__ = ("_value", "weak_type")
+    __slots__ = ("_value", "weak_type", "_aval")
     __array_priority__ = 100  # numpy defers to our operators: np_array + Array -> Array
 
     def __init__(self, value: np.ndarray, weak_type: bool = False) -> None:
         self._value = value
         self.weak_type = weak_type
+        self._aval: ShapedArray | None = None
 
     @property
     def aval(self) -> ShapedArray:
-        return ShapedArray(self._value.shape, self._value.dtype, self.weak_type)
+        aval = self._aval
+        if aval is None:  # computed once: arrays are immutable
+            aval = self._aval = ShapedArray(self._value.shape, self._value.dtype,
+                                            self.weak_type)
+        return aval
 
     @property
     def shape(self) -> tuple[int, ...]:

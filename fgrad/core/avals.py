@@ -28,8 +28,11 @@ class ShapedArray:
     __slots__ = ("shape", "dtype", "weak_type")
 
     def __init__(self, shape: Shape, dtype: Any, weak_type: bool = False) -> None:
-        self.shape = tuple(int(d) for d in shape)
-        self.dtype = np.dtype(dtype)
+        # Fast path for the common case (a numpy shape tuple and a dtype object):
+        # avals are created on every traced operation.
+        self.shape = shape if type(shape) is tuple else tuple(int(d) for d in shape)
+        self.dtype = dtype if type(dtype) is np.dtype or isinstance(dtype, np.dtype) \
+            else np.dtype(dtype)
         self.weak_type = bool(weak_type)
 
     @property

@@ -65,7 +65,16 @@ class Primitive:
 
     def bind(self, *args: Any, **params: Any) -> Any:
         """Apply the primitive under whatever trace is current."""
-        return trace_mod.current_trace().process_primitive(self, args, params)
+        trace = trace_mod._context.trace
+        if not trace.records_constants:
+            # Shortcut: constants in, no staging trace anywhere up the chain: every
+            # trace would forward this to the parent, so evaluate it right away.
+            for x in args:
+                if isinstance(x, trace_mod.Tracer):
+                    break
+            else:
+                return trace_mod.eval_trace.process_primitive(self, args, params)
+        return trace.process_primitive(self, args, params)
 
     # --- registration helpers: explicit, one line each in the family files ---
     def def_impl(self, rule: Rule) -> Rule:

@@ -43,6 +43,12 @@ class Trace:
     parent: Trace | None = None
     _alive = True
     name = "trace"
+    # Does this trace, or one of its ancestors, *record* operations on constants?
+    # Only staging traces do. Every other trace (jvp, partial eval, vmap) hands an
+    # operation whose inputs are all constants to its parent unchanged, so when no
+    # ancestor records, ``Primitive.bind`` sends such operations straight to eager
+    # evaluation instead of through each trace in turn.
+    records_constants = True
 
     def process_primitive(self, prim: Primitive, args: tuple[Any, ...],
                           params: dict[str, Any]) -> Any:
@@ -202,6 +208,7 @@ class EvalTrace(Trace):
     """
 
     name = "eager evaluation"
+    records_constants = False
 
     def __init__(self) -> None:
         self._aval_cache: dict[Any, Any] = {}

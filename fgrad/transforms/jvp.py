@@ -52,6 +52,7 @@ class JVPTrace(Trace):
 
     def __init__(self, parent: Trace) -> None:
         self.parent = parent
+        self.records_constants = parent.records_constants
 
     def to_primal_tangent(self, x: Any) -> tuple[Any, Any]:
         if isinstance(x, JVPTracer) and x._trace is self:

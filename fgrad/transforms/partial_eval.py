@@ -38,6 +38,9 @@ class PartialEvalTrace(StagingTrace):
 
     def __init__(self, parent: Trace | None = None) -> None:
         super().__init__(parent)
+        # Known (constant) values are computed by the parent, so this trace records
+        # constants only if the parent does.
+        self.records_constants = self.parent.records_constants
 
     def process_primitive(self, prim: Primitive, args: tuple[Any, ...],
                           params: dict[str, Any]) -> Any:
