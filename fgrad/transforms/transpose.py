@@ -45,9 +45,11 @@ def backward_pass(jaxpr: Jaxpr, consts: Sequence[Any], args: Sequence[Any],
     # Forward: evaluate what does not depend on the linear inputs.
     linear_eqns = []
     for eqn in jaxpr.eqns:
-        if any(type(v) is Var and v in linear for v in eqn.invars):
-            linear.update(eqn.outvars)
-            linear_eqns.append(eqn)
+        for v in eqn.invars:
+            if type(v) is Var and v in linear:
+                linear.update(eqn.outvars)
+                linear_eqns.append(eqn)
+                break
         else:
             outs = eqn.primitive.bind(*map(read, eqn.invars), **eqn.params)
             primal_env.update(zip(eqn.outvars, outs if eqn.primitive.multiple_results
