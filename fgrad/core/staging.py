@@ -39,15 +39,16 @@ def user_source_info() -> SourceInfo | None:
 
 
 class StagingTracer(Tracer):
-    __slots__ = ("var",)
+    # (named ``jaxpr_var``, not ``var``: ``x.var()`` is numpy's variance method)
+    __slots__ = ("jaxpr_var",)
 
     def __init__(self, trace: StagingTrace, var: Var) -> None:
         self._trace = trace
-        self.var = var
+        self.jaxpr_var = var
 
     @property
     def aval(self) -> ShapedArray:
-        return self.var.aval
+        return self.jaxpr_var.aval
 
 
 class StagingTrace(Trace):
@@ -77,7 +78,7 @@ class StagingTrace(Trace):
     def to_atom(self, x: Any) -> Atom:
         """The jaxpr atom standing for ``x``: a var, a literal or a new constvar."""
         if isinstance(x, StagingTracer) and x._trace is self:
-            return x.var
+            return x.jaxpr_var
         if isinstance(x, Tracer):
             check_alive(x)
         elif np.ndim(x) == 0 and not isinstance(x, Tracer):

@@ -5,7 +5,7 @@ All are strict: binary operands have equal shapes and equal dtypes (the
 derivative conventions follow JAX:
 
 * ``max``/``min`` split the gradient evenly between tied operands;
-* ``abs``' derivative at 0 is 0 (``sign(0) = 0``); ``sqrt``'s at 0 is inf;
+* ``abs``' derivative at 0 is 1 (the side of x >= 0); ``sqrt``'s at 0 is inf;
 * comparisons, ``sign``, ``floor``, ``ceil``, ``round`` have zero derivative;
 * ``pow(x, y)``'s derivative in ``y`` is taken as 0 where ``x == 0``.
 
@@ -149,7 +149,7 @@ defjvp(atanh_p,     lambda t, x: div(t, sub(_c(x, 1), square(x))))
 defjvp2(sqrt_p,     lambda t, ans, x: div(t, mul(_c(x, 2), ans)))
 defjvp2(rsqrt_p,    lambda t, ans, x: mul(t, mul(_c(x, -0.5), div(ans, x))))
 defjvp2(cbrt_p,     lambda t, ans, x: mul(t, mul(_c(x, 1 / 3), integer_pow(ans, -2))))
-defjvp(abs_p,       lambda t, x: mul(t, sign(x)))
+defjvp(abs_p,       lambda t, x: select(ge(x, _c(x, 0)), t, neg(t)))
 defjvp(erf_p,       lambda t, x: mul(t, mul(_c(x, 2 / np.sqrt(np.pi)), exp(neg(square(x))))))
 defjvp(erfc_p,      lambda t, x: mul(t, mul(_c(x, -2 / np.sqrt(np.pi)), exp(neg(square(x))))))
 defjvp2(erf_inv_p,  lambda t, ans, x: mul(t, mul(_c(x, np.sqrt(np.pi) / 2), exp(square(ans)))))
