@@ -79,10 +79,6 @@ def tolerance(dtype: Any, tol: Tolerance = None,
     return table.get(np.dtype(dtype), 0.0)
 
 
-def _as_numpy(x: Any) -> np.ndarray:
-    return np.asarray(x)
-
-
 def _float_dtype(x: Any) -> np.dtype | None:
     """The (canonical) float dtype of a leaf, or None for integer and boolean leaves."""
     dtype = dtypes.dtype_and_weak_type(x)[0]
@@ -106,7 +102,7 @@ def _errors(a: np.ndarray, b: np.ndarray) -> tuple[float, float, tuple[int, ...]
 
 
 def _assert_leaf_close(a: Any, b: Any, atol: float, rtol: float, what: str) -> None:
-    a, b = _as_numpy(a), _as_numpy(b)
+    a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         raise AssertionError(f"{what}: shapes differ: got {a.shape}, expected {b.shape}")
     if a.dtype == np.bool_ or b.dtype == np.bool_:
@@ -144,7 +140,7 @@ def check_close(xs: Any, ys: Any, atol: Tolerance = None, rtol: Tolerance = None
     if x_tree != y_tree:
         raise AssertionError(f"{what}: tree structures differ: {x_tree} vs {y_tree}")
     for i, (x, y) in enumerate(zip(x_leaves, y_leaves)):
-        dx, dy = _as_numpy(x).dtype, _as_numpy(y).dtype
+        dx, dy = np.asarray(x).dtype, np.asarray(y).dtype
         a = max(tolerance(dx, atol), tolerance(dy, atol))
         r = max(tolerance(dx, rtol), tolerance(dy, rtol))
         leaf = f" (leaf {i} of {len(x_leaves)})" if len(x_leaves) > 1 else ""
@@ -177,8 +173,8 @@ def _axpy(a: float, x: Any, y: Any) -> Any:
     def leaf(x_leaf: Any, y_leaf: Any) -> Any:
         if _float_dtype(y_leaf) is None:
             return y_leaf
-        y64 = _as_numpy(y_leaf).astype(np.float64)
-        return _like(y_leaf, a * _as_numpy(x_leaf).astype(np.float64) + y64)
+        y64 = np.asarray(y_leaf).astype(np.float64)
+        return _like(y_leaf, a * np.asarray(x_leaf).astype(np.float64) + y64)
     return tree_map(leaf, x, y)
 
 
@@ -202,8 +198,8 @@ def _inner_prod(xs: Any, ys: Any) -> tuple[np.ndarray, np.dtype]:
             dt = _float_dtype(leaf)
             if dt is not None and dt.itemsize < least.itemsize:
                 least = dt
-        total += float(np.dot(_as_numpy(x).astype(np.float64).ravel(),
-                              _as_numpy(y).astype(np.float64).ravel()))
+        total += float(np.dot(np.asarray(x).astype(np.float64).ravel(),
+                              np.asarray(y).astype(np.float64).ravel()))
     return np.asarray(total), least
 
 
@@ -223,7 +219,7 @@ def numerical_jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Seque
     f_neg = f(*_axpy(-eps, tuple(tangents), tuple(primals)))
 
     def leaf(pos: Any, neg: Any) -> np.ndarray:
-        pos, neg = _as_numpy(pos), _as_numpy(neg)
+        pos, neg = np.asarray(pos), np.asarray(neg)
         if not dtypes.is_float(pos.dtype):
             return np.zeros(pos.shape, pos.dtype)
         pos64, neg64 = pos.astype(np.float64), neg.astype(np.float64)

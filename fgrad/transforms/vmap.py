@@ -52,6 +52,7 @@ class BatchTrace(Trace):
 
     def __init__(self, parent: Trace, axis_size: int) -> None:
         self.parent = parent
+        self.records_constants = parent.records_constants
         self.axis_size = axis_size
 
     def to_batch_info(self, x: Any) -> tuple[Any, int | None]:

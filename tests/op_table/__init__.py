@@ -11,12 +11,23 @@ jaxpr a transform produces.
 
 A record describes a *function of positional arrays*: bind static parameters
 with a lambda or ``functools.partial`` in both ``fn`` and ``jax_fn``.
+
+How arguments are drawn (``args_strategy``): each ``Arg`` gives a shape and
+a kind. "float" args take the record's dtype (each of ``Rec.dtypes`` in the
+value tests, float64 with x64 in the derivative tests) unless ``Arg.dtype``
+fixes one; their values lie in the *open* interval ``domain``, kept
+``strategies.AVOID_MARGIN`` away from each point in ``Arg.avoid`` (kinks
+and jumps). Derivative tests differentiate with respect to the float args
+only; the others are held fixed. ``Rec.prepare`` may post-process the drawn
+values (numpy arrays, in argument order), e.g. to keep ``max``'s operands
+from tying.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -28,16 +39,22 @@ Shape = tuple[int, ...]
 class Arg:
     """How to draw one argument.
 
-    kind: "float" (drawn uniformly in ``domain``, cast to the record's dtype),
-    "int" (integers in ``domain``, int32), "bool", "index:N" (int32 in
-    [-N, N) style ranges are the record's business: use ``domain``),
-    or "const" (the value ``value`` is passed as is; not differentiated).
+    kind: "float" (drawn in the open interval ``domain``, cast to the record's
+    dtype or to ``dtype`` if given), "int" (integers in ``[lo, hi)``, int32 or
+    ``dtype``), "bool", "index:N" (like "int"; the range is the record's
+    business: use ``domain``, e.g. ``(-N, N)``), or "const" (the value
+    ``value`` is passed as is to ``fn`` and ``jax_fn`` and closed over when
+    tracing; never differentiated).
+    avoid: float values to stay ``strategies.AVOID_MARGIN`` away from
+    (kinks and discontinuities, e.g. ``(0.0,)`` for ``abs``).
     """
 
     shape: Shape
     kind: str = "float"
     domain: tuple[float, float] = (-2.0, 2.0)
     value: Any = None
+    dtype: Any = None
+    avoid: tuple[float, ...] = ()
 
 
 @dataclasses.dataclass
@@ -56,6 +73,9 @@ class Rec:
     grad_tol: float | None = None              # finite-difference tolerance override (float64)
     eps: float = 1e-4                          # finite-difference step (float64)
     check_weak_type: bool = True
+    # Post-process drawn values: prepare(*numpy_args) -> sequence of args (same kinds).
+    prepare: Callable[..., Sequence[Any]] | None = None
+    family: str = ""                           # set by all_records(): "elementwise", ...
 
     def float_args(self) -> list[int]:
         return [i for i, a in enumerate(self.args) if a.kind == "float"]
@@ -65,18 +85,78 @@ FAMILIES = ("elementwise", "shape", "reductions", "indexing", "linalg", "conv", 
             "nn")
 
 
-def all_records() -> list[Rec]:
+def all_records(families: Sequence[str] | None = None) -> list[Rec]:
+    """Every family's records (or only ``families``'), each tagged with ``rec.family``.
+
+    The environment variable ``FGRAD_OP_TABLE_FAMILIES=elementwise,shape`` restricts
+    the default set (handy when working on one family).
+    """
+    if families is None:
+        chosen = os.environ.get("FGRAD_OP_TABLE_FAMILIES", "")
+        families = [f.strip() for f in chosen.split(",") if f.strip()] or FAMILIES
+    unknown = set(families) - set(FAMILIES)
+    if unknown:
+        raise ValueError(f"op_table: unknown families {sorted(unknown)}; known: {FAMILIES}")
     records: list[Rec] = []
-    for family in FAMILIES:
+    for family in families:
         try:
             module = importlib.import_module(f"op_table.{family}")
         except ModuleNotFoundError as e:
             if e.name != f"op_table.{family}":
                 raise
             continue
+        for rec in module.RECORDS:
+            rec.family = family
         records.extend(module.RECORDS)
     names = [r.name for r in records]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise ValueError(f"duplicate op-table record names: {sorted(dupes)}")
     return records
+
+
+def arg_dtype(arg: Arg, float_dtype: Any) -> np.dtype | None:
+    """The dtype ``arg`` is drawn in when the record's float dtype is ``float_dtype``."""
+    if arg.kind == "const":
+        return None
+    if arg.dtype is not None:
+        return np.dtype(arg.dtype)
+    if arg.kind == "float":
+        return np.dtype(float_dtype)
+    if arg.kind == "bool":
+        return np.dtype(np.bool_)
+    if arg.kind == "int" or arg.kind.startswith("index"):
+        return np.dtype(np.int32)
+    raise ValueError(f"op_table: unknown Arg kind {arg.kind!r}")
+
+
+def args_strategy(rec: Rec, float_dtype: Any = np.float32, layout: bool = False) -> Any:
+    """A hypothesis strategy for ``rec``'s argument list (numpy arrays and const values).
+
+    ``layout=True`` also stores each drawn array in a random, possibly
+    non-contiguous memory layout (``strategies.relayout``).
+    """
+    from hypothesis import strategies as st
+
+    import strategies
+
+    @st.composite
+    def draw_args(draw: Any) -> list[Any]:
+        values = [arg.value if arg.kind == "const" else
+                  draw(strategies.arrays(arg_dtype(arg, float_dtype), arg.shape, arg.domain,
+                                         arg.avoid))
+                  for arg in rec.args]
+        if rec.prepare is not None:
+            # prepare sees float64 floats (so it can break ties exactly); we round what it
+            # returns back to each argument's dtype.
+            wide = [v.astype(np.float64) if a.kind == "float" else v
+                    for v, a in zip(values, rec.args)]
+            out = list(rec.prepare(*wide))
+            values = [np.asarray(o).astype(v.dtype) if a.kind == "float" else o
+                      for o, v, a in zip(out, values, rec.args)]
+        if layout:
+            values = [v if a.kind == "const" else draw(strategies.layouts(v))
+                      for v, a in zip(values, rec.args)]
+        return values
+
+    return draw_args()
