@@ -177,9 +177,10 @@ def _int_div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Integer division rounding toward zero (C and XLA semantics, not numpy's floor)."""
     with np.errstate(all="ignore"):
         if dtypes.is_int(x.dtype):
-            y_safe = np.where(y == 0, 1, y)
-            q = np.abs(x) // np.abs(y_safe)
-            q = np.where((x < 0) != (y_safe < 0), -q, q).astype(x.dtype)
+            y_safe = np.where(y == 0, 1, y).astype(x.dtype)
+            # x - fmod(x, y) is an exact multiple of y, so floor division of it is
+            # truncating division, with no abs() to overflow at the smallest integer.
+            q = (x - np.fmod(x, y_safe)) // y_safe
             return np.where(y == 0, -1, q).astype(x.dtype)
         return np.divide(x, y)
 
