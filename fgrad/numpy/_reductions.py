@@ -31,6 +31,8 @@ from typing import Any, Callable
 import numpy as np
 
 from fgrad.core import dtypes
+from fgrad.core import trace as _trace_mod
+from fgrad.core.array import Array
 from fgrad.core.avals import get_aval
 from fgrad.numpy._util import asarray_arg, broadcast_to_shape, cast
 from fgrad.numpy._util import result_dtype as _result_dtype
@@ -192,6 +194,18 @@ def _reduction(a: Any, name: str, reducer: Reducer, op: Combiner, init_val: floa
 
 # --- sum, prod, max, min, all, any ----------------------------------------------------------
 
+_FAST_SUM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _fast_axes(axis: Any, ndim: int) -> tuple[int, ...] | None:
+    """Normalized axes for the eager fast path, or None to take the general path."""
+    if axis is None:
+        return tuple(range(ndim))
+    if type(axis) is int and -ndim <= axis < ndim:
+        return (axis % ndim,)
+    return None
+
+
 def sum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,  # noqa: A001
         keepdims: bool = False, initial: Any = None, where: Any = None,
         promote_integers: bool = True) -> Any:
@@ -201,6 +215,19 @@ def sum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,  # noqa: A
     >>> fnp.sum(fnp.array([[1, 2], [3, 4]]), axis=0)
     Array([4, 6], dtype=int32)
     """
+    if (dtype is None and out is None and initial is None and where is None
+            and type(a) is Array and a.dtype in _FAST_SUM_DTYPES
+            and _trace_mod._context.trace is _trace_mod.eval_trace):
+        # Eager fast path for the common case (float32/64 array, no options): the
+        # primitive's own impl, without tracing machinery. Tests compare it with jit.
+        value = a._value
+        axes = _fast_axes(axis, value.ndim)
+        if axes is not None:
+            result = lax_red.reduce_sum_p.impl(value, axes=axes)
+            if keepdims:
+                result = np.reshape(result, [1 if i in axes else d
+                                             for i, d in enumerate(value.shape)])
+            return Array(np.asarray(result, dtype=value.dtype), False)
     _check_no_out("sum", out)
     return _reduction(a, "sum", lax_red.reduce_sum, lax_ew.add, 0, bool_op=lax_ew.bitwise_or,
                       preproc=_cast_to_numeric, upcast_f16=dtype is None, axis=axis,
