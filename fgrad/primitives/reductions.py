@@ -384,12 +384,17 @@ def _jvp_of(prim: Primitive) -> Callable[[Pair, Pair], Pair]:
 
 
 def _logaddexp_pair(a: Pair, b: Pair) -> Pair:
-    # log(exp(x) + exp(y)) = max + log1p(exp(-|x - y|)); x + y where x - y is NaN (equal
-    # infinities, NaN). Tangent: t_x exp(x - out) + t_y exp(y - out), with +inf read as 0
-    # (JAX's logaddexp JVP) so an infinite input does not give inf - inf.
+    # log(exp(x) + exp(y)) = m + log(exp(x - m) + exp(y - m)) with m = max(x, y) held
+    # constant for differentiation (stop_gradient): exact, stable, and smooth in x and y
+    # (writing it with |x - y| would put a kink at x == y into higher derivatives).
+    # x + y where x - y is NaN (equal infinities, NaN). Tangent: t_x exp(x - out) +
+    # t_y exp(y - out), with +inf read as 0 (JAX's logaddexp JVP) to avoid inf - inf.
+    from fgrad.primitives.custom_derivatives import stop_gradient
     (x, tx), (y, ty) = a, b
     delta = _ew.sub(x, y)
-    stable = _ew.add(_ew.max(x, y), _ew.log1p(_ew.exp(_ew.neg(_ew.abs(delta)))))
+    m = stop_gradient(_ew.max(x, y))
+    m = _ew.select(_ew.is_finite(m), m, _shape.full_like(m, 0))
+    stable = _ew.add(m, _ew.log(_ew.add(_ew.exp(_ew.sub(x, m)), _ew.exp(_ew.sub(y, m)))))
     out = _ew.select(_ew.ne(delta, delta), _ew.add(x, y), stable)
 
     def finite(v: Any) -> Any:
