@@ -25,20 +25,7 @@ from fgrad.core.jaxpr import typecheck_jaxpr
 BF16 = ml_dtypes.bfloat16
 
 
-def weak(x: Any) -> bool:
-    return bool(jax.typeof(x).weak_type) if isinstance(x, jax.Array) else bool(x.weak_type)
-
-
-def assert_matches(got: Any, want: Any, what: str = "", rtol: float = 1e-6) -> None:
-    got_leaves, want_leaves = fgrad.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)
-    assert len(got_leaves) == len(want_leaves), what
-    for g, w in zip(got_leaves, want_leaves):
-        assert isinstance(g, fgrad.Array), f"{what}: got a {type(g).__name__}"
-        assert (g.shape, g.dtype, weak(g)) == (w.shape, w.dtype, weak(w)), (
-            f"{what}: got {g.dtype}{list(g.shape)} weak={weak(g)}, "
-            f"JAX {w.dtype}{list(w.shape)} weak={weak(w)}")
-        np.testing.assert_allclose(np.asarray(g, np.float64), np.asarray(w, np.float64),
-                                   rtol=rtol, atol=rtol, equal_nan=True, err_msg=what)
+from jax_compare import assert_matches, weak  # noqa: E402,F401
 
 
 def same(call: Callable[[Any], Any], what: str = "", rtol: float = 1e-6) -> None:

@@ -27,16 +27,13 @@ from hypothesis import strategies as st
 import fgrad
 import fgrad.numpy as fnp
 from fgrad.core.jaxpr import eval_jaxpr, typecheck_jaxpr
-from fgrad.core.trace import Tracer
 
 
-def assert_tree_close(got: Any, want: Any, rtol: float = 1e-10, atol: float = 1e-10) -> None:
-    assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(want)
-    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
-        assert not isinstance(a, Tracer), f"a tracer leaked into the result: {a!r}"
-        a_np, b_np = np.asarray(a), np.asarray(b)
-        assert a_np.shape == b_np.shape and a_np.dtype == b_np.dtype, (a, b)
-        np.testing.assert_allclose(a_np, b_np, rtol=rtol, atol=atol)
+import functools  # noqa: E402
+
+import jax_compare  # noqa: E402
+
+assert_tree_close = functools.partial(jax_compare.assert_tree_close, rtol=1e-10, atol=1e-10)
 
 
 def oracle(fun: Callable[..., Any], *args: Any) -> Any:
