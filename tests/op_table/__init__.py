@@ -82,7 +82,7 @@ class Rec:
 
 
 FAMILIES = ("elementwise", "shape", "reductions", "indexing", "linalg", "conv", "numpy_api",
-            "nn")
+            "nn", "windowed", "control_flow_cond", "control_flow_loops", "random")
 
 
 def all_records(families: Sequence[str] | None = None) -> list[Rec]:
