@@ -22,7 +22,8 @@ from fgrad.core import dtypes
 from fgrad.core.array import Array
 from fgrad.core.avals import ShapedArray, get_aval
 from fgrad.core.jaxpr import Atom, ClosedJaxpr, Jaxpr, JaxprEqn, Literal, SourceInfo, Var
-from fgrad.core.trace import Trace, Tracer, check_alive, current_trace, set_current_trace
+from fgrad.core.trace import (Trace, Tracer, abstract_eval_cached, check_alive, current_trace,
+                              set_current_trace)
 
 _FGRAD_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -96,7 +97,7 @@ class StagingTrace(Trace):
 
     def emit(self, prim: Any, atoms: list[Atom], params: dict[str, Any]) -> Any:
         """Append ``prim`` applied to ``atoms`` and return tracers for its outputs."""
-        out = prim.abstract_eval(*[a.aval for a in atoms], **params)
+        out = abstract_eval_cached(prim, [a.aval for a in atoms], params)
         out_avals = out if prim.multiple_results else [out]
         outvars = [Var(aval) for aval in out_avals]
         source_info = user_source_info() if self.record_source_info else None

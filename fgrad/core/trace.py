@@ -25,7 +25,7 @@ constant, which is what makes ``grad(grad(f))`` work without special cases.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -255,6 +255,20 @@ class EvalTrace(Trace):
         if cache_key is not None and len(self._aval_cache) < 100_000:
             self._aval_cache[cache_key] = out_avals
         return out_avals
+
+
+def abstract_eval_cached(prim: Primitive, avals: Sequence[ShapedArray],
+                         params: dict[str, Any]) -> Any:
+    """``prim.abstract_eval(*avals, **params)``, memoized like eager evaluation's.
+
+    Staging traces (``jit``, ``linearize``) call this for every equation they
+    record; most equations repeat types already seen (the same layer, the same
+    JVP rule), so the shape rule runs once per distinct signature.
+    """
+    key: list[Any] = [prim]
+    for a in avals:
+        key += (a.shape, a.dtype, a.weak_type)
+    return eval_trace._out_avals(prim, key, params)
 
 
 def _avals_from_key(key: list[Any]) -> list[ShapedArray]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from fgrad.core import dtypes
 from fgrad.core.array import Array
-from fgrad.core.avals import get_aval
+from fgrad.core.avals import ShapedArray, get_aval
 from fgrad.core.trace import Tracer
 from fgrad.primitives.elementwise import convert_element_type, convert_element_type_p
 from fgrad.primitives.shape import broadcast_in_dim
@@ -123,6 +123,16 @@ def broadcast_arrays(*args: Any, op: str = "fgrad.numpy") -> list[Any]:
 
 
 def promote_and_broadcast(*args: Any, op: str, inexact: bool = False) -> list[Any]:
+    # Fast path: operands that already share one dtype and weak type (nearly every
+    # operation inside a traced model) need no promotion, only perhaps broadcasting.
+    avals = [getattr(x, "aval", None) for x in args]
+    first = avals[0]
+    if isinstance(first, ShapedArray) and (not inexact or dtypes.is_float(first.dtype)) and all(
+            isinstance(a, ShapedArray) and a.dtype == first.dtype
+            and a.weak_type == first.weak_type for a in avals[1:]):
+        if all(a.shape == first.shape for a in avals[1:]):
+            return list(args)
+        return broadcast_arrays(*args, op=op)
     arrays = promote_to_inexact(*args, op=op) if inexact else promote_dtypes(*args, op=op)
     return broadcast_arrays(*arrays, op=op)
 
