@@ -29,16 +29,20 @@ from fgrad.core.trace import Trace, Tracer, check_alive, current_trace, set_curr
 
 
 class JVPTracer(Tracer):
-    __slots__ = ("primal", "tangent")
+    __slots__ = ("primal", "tangent", "_aval")
 
     def __init__(self, trace: JVPTrace, primal: Any, tangent: Any) -> None:
         self._trace = trace
         self.primal = primal
         self.tangent = tangent
+        self._aval: ShapedArray | None = None
 
     @property
     def aval(self) -> ShapedArray:
-        return get_aval(self.primal)
+        aval = self._aval
+        if aval is None:  # computed once: the numpy layer asks for it several times per op
+            aval = self._aval = get_aval(self.primal)
+        return aval
 
     def to_concrete_value(self) -> Any:
         primal = self.primal

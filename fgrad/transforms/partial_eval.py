@@ -26,7 +26,7 @@ from fgrad.core.avals import ShapedArray, get_aval
 from fgrad.core.jaxpr import ClosedJaxpr, Jaxpr, Literal, Var, eval_jaxpr
 from fgrad.core.primitive import Primitive
 from fgrad.core.staging import StagingTrace, StagingTracer, trace_to_jaxpr
-from fgrad.core.trace import Trace, current_trace, set_current_trace
+from fgrad.core.trace import Trace, current_trace, eval_trace, set_current_trace
 from fgrad.transforms.jvp import JVPTrace, instantiate_zeros
 
 
@@ -48,6 +48,8 @@ class PartialEvalTrace(StagingTrace):
             if type(x) is StagingTracer and x._trace is self:
                 break
         else:  # every input is known: compute it now, in the parent trace
+            if self.parent is eval_trace:  # eager: no rule runs, so no trace switch needed
+                return eval_trace.process_primitive(prim, args, params)
             with set_current_trace(self.parent):
                 return prim.bind(*args, **params)
         if prim.partial_eval is not None:
