@@ -1,0 +1,148 @@
+"""Running kernel IR with numpy: the living definition of the IR.
+
+Every renderer (LLVM, CUDA C) is tested against this interpreter, and it is
+how CUDA kernels are checked on machines without a GPU. It runs a kernel
+*vectorised*: a loop does not iterate, it adds an array axis. Inside ``d``
+nested loops every value is a numpy array with ``d`` axes (size 1 where the
+value does not depend on a loop), so a whole loop nest costs a handful of
+numpy calls. ``Accumulate`` inside deeper loops than its ``DefineAcc``
+reduces over the axes in between, in one numpy reduction.
+
+That reading is faithful because kernels are written without loop-carried
+dependences other than accumulators: no iteration reads what another wrote.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from fgrad.lowering import semantics
+from fgrad.lowering.kernel_ir import (
+    AccRef, Accumulate, Alu, Cast, Const, DefineAcc, Idx, IndexValue, Kernel, Load, Loop,
+    ScalarOp, Stmt, Store, Value)
+
+_REDUCE = {ScalarOp.ADD: np.add, ScalarOp.MUL: np.multiply, ScalarOp.MAX: np.maximum,
+           ScalarOp.MIN: np.minimum, ScalarOp.AND: np.logical_and, ScalarOp.OR: np.logical_or}
+
+
+class KernelArgumentError(ValueError):
+    """A buffer handed to a kernel does not match its declared parameter."""
+
+
+def check_buffers(kernel: Kernel, buffers: Mapping[str, np.ndarray]) -> None:
+    """Every param present, flat, C-contiguous, of the declared dtype and size."""
+    for p in kernel.params:
+        if p.name not in buffers:
+            raise KernelArgumentError(f"kernel {kernel.name}: missing buffer {p.name!r}")
+        b = buffers[p.name]
+        if not isinstance(b, np.ndarray) or b.ndim != 1 or not b.flags.c_contiguous:
+            raise KernelArgumentError(f"kernel {kernel.name}: buffer {p.name!r} must be a flat "
+                                      f"C-contiguous numpy array, got {type(b).__name__} "
+                                      f"{getattr(b, 'shape', '')}")
+        if b.dtype != p.dtype or b.size != p.size:
+            raise KernelArgumentError(
+                f"kernel {kernel.name}: buffer {p.name!r} is {b.dtype}[{b.size}], the kernel "
+                f"expects {p.dtype}[{p.size}]")
+        if p.is_output and not b.flags.writeable:
+            raise KernelArgumentError(f"kernel {kernel.name}: output {p.name!r} is read-only")
+
+
+def run_kernel(kernel: Kernel, buffers: Mapping[str, np.ndarray]) -> None:
+    """Execute ``kernel`` on ``buffers`` (name -> flat array); outputs are written in place."""
+    check_buffers(kernel, buffers)
+    _Runner(buffers).block(kernel.body, ())
+
+
+class _Runner:
+    def __init__(self, buffers: Mapping[str, np.ndarray]) -> None:
+        self.buffers = buffers
+        self.loops: dict[str, np.ndarray] = {}   # loop var -> arange shaped for its depth
+        self.accs: dict[str, tuple[ScalarOp, np.ndarray]] = {}
+
+    # Values computed inside `shape` (the extents of the enclosing loops) have len(shape)
+    # axes; `_lift` adds the trailing axes a value made in an outer loop lacks.
+    @staticmethod
+    def _lift(x: np.ndarray, depth: int) -> np.ndarray:
+        x = np.asarray(x)
+        return x.reshape(x.shape + (1,) * (depth - x.ndim)) if x.ndim < depth else x
+
+    def block(self, stmts: tuple[Stmt, ...], shape: tuple[int, ...]) -> None:
+        for s in stmts:
+            if isinstance(s, Loop):
+                depth = len(shape)
+                self.loops[s.var] = np.arange(s.extent, dtype=np.int64).reshape(
+                    (1,) * depth + (s.extent,))
+                self.block(s.body, shape + (s.extent,))
+                del self.loops[s.var]
+            elif isinstance(s, Store):
+                index = np.broadcast_to(self.index(s.index, len(shape)), shape)
+                value = np.broadcast_to(self.value(s.value, len(shape)), shape)
+                out = self.buffers[s.buf]
+                out[index.ravel()] = value.ravel().astype(out.dtype, copy=False)
+            elif isinstance(s, DefineAcc):
+                init = semantics.identity(s.op, s.dtype)
+                self.accs[s.name] = (s.op, np.full(shape, init, dtype=s.dtype))
+            elif isinstance(s, Accumulate):
+                op, acc = self.accs[s.name]
+                value = np.broadcast_to(self.value(s.value, len(shape)), shape)
+                inner = tuple(range(acc.ndim, len(shape)))
+                if inner:
+                    value = _REDUCE[op].reduce(value, axis=inner) if value.size else \
+                        np.full(acc.shape, semantics.identity(op, acc.dtype), acc.dtype)
+                self.accs[s.name] = (op, semantics.apply(op, acc.dtype, acc, value))
+            else:
+                raise TypeError(f"kernel IR: unknown statement {s!r}")
+
+    def index(self, e: Idx, depth: int) -> np.ndarray:
+        op, a = e.op, e.args
+        if op == "var":
+            return self._lift(self.loops[a[0]], depth)
+        if op == "const":
+            return np.int64(a[0])
+        x, y = self.index(a[0], depth), self.index(a[1], depth)
+        if op == "add":
+            return x + y
+        if op == "mul":
+            return x * y
+        if op == "div":
+            return x // y
+        if op == "mod":
+            return x % y
+        if op == "lt":
+            return x < y
+        if op == "ge":
+            return x >= y
+        if op == "eq":
+            return x == y
+        if op == "and":
+            return np.logical_and(x, y)
+        raise ValueError(f"kernel IR: unknown index op {op!r}")
+
+    def value(self, v: Value, depth: int) -> Any:
+        if isinstance(v, Const):
+            return np.asarray(v.value, dtype=v.dtype)
+        if isinstance(v, Load):
+            buf = self.buffers[v.buf]
+            index = self.index(v.index, depth)
+            if v.mask is None:
+                return buf[index]
+            mask = np.broadcast_arrays(self.index(v.mask, depth), index)[0]
+            safe = np.where(mask, index, 0)  # never read outside the buffer, as compiled code
+            return np.where(mask, buf[safe] if buf.size else np.zeros_like(safe, buf.dtype),
+                            np.asarray(v.fill, buf.dtype))
+        if isinstance(v, Alu):
+            args = [self._lift(self.value(a, depth), depth) for a in v.args]
+            return semantics.apply(v.op, v.dtype, *args)
+        if isinstance(v, Cast):
+            x = self.value(v.x, depth)
+            return np.asarray(x).astype(v.dtype)
+        if isinstance(v, IndexValue):
+            return np.asarray(self.index(v.index, depth)).astype(v.dtype)
+        if isinstance(v, AccRef):
+            return self._lift(self.accs[v.name][1], depth)
+        raise TypeError(f"kernel IR: unknown value {v!r}")
+
+
+__all__ = ["run_kernel", "check_buffers", "KernelArgumentError"]

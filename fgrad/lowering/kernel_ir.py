@@ -1,0 +1,373 @@
+"""The kernel IR: the small loop language between jaxprs and native code.
+
+``schedule.py`` turns a jaxpr into a ``Program`` of kernels written in this
+IR; the CPU (LLVM) and GPU (CUDA C) renderers print it; ``interpret.py``
+runs it with numpy and is the definition of what it means. Renderers never
+see primitives or jaxprs, only what is here:
+
+* ``ScalarOp``: a closed set of scalar operations (``semantics.py`` gives
+  each its numpy meaning);
+* index expressions (``Idx``): integer arithmetic on loop variables:
+  affine sums, plus floor-division and modulo where a reshape needs them,
+  and the comparisons a mask needs. The constructors fold constants, so a
+  view's index prints as ``i*128 + j``, not as a tree;
+* values: ``Const``, ``Load`` (through an index, optionally masked with a
+  fill value: how padding reads without touching memory outside the
+  buffer), ``Alu`` (a ``ScalarOp`` on values), ``Cast``, ``IndexValue``
+  (a loop index as a number, for ``iota``) and ``AccRef`` (an accumulator);
+* statements: ``Loop`` (``parallel`` marks loops whose iterations are
+  independent), ``Store``, ``DefineAcc`` and ``Accumulate``.
+
+A kernel reads and writes flat, C-contiguous buffers named by its params.
+``str(kernel)`` prints readable pseudo-C.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any, Sequence, Union
+
+import numpy as np
+
+
+class ScalarOp(enum.Enum):
+    # unary
+    NEG = "neg"; ABS = "abs"; EXP = "exp"; LOG = "log"; LOG1P = "log1p"; EXPM1 = "expm1"  # noqa: E702
+    SIN = "sin"; COS = "cos"; TANH = "tanh"; SQRT = "sqrt"; RSQRT = "rsqrt"  # noqa: E702
+    FLOOR = "floor"; CEIL = "ceil"; ROUND = "round"; NOT = "not"  # noqa: E702
+    # binary
+    ADD = "+"; SUB = "-"; MUL = "*"; DIV = "/"; REM = "%"; POW = "pow"  # noqa: E702
+    MAX = "max"; MIN = "min"; ATAN2 = "atan2"; AND = "&"; OR = "|"; XOR = "^"  # noqa: E702
+    # comparisons (result bool)
+    CMPLT = "<"; CMPLE = "<="; CMPEQ = "=="; CMPNE = "!="  # noqa: E702
+    # ternary
+    WHERE = "where"
+
+
+UNARY = frozenset({ScalarOp.NEG, ScalarOp.ABS, ScalarOp.EXP, ScalarOp.LOG, ScalarOp.LOG1P,
+                   ScalarOp.EXPM1, ScalarOp.SIN, ScalarOp.COS, ScalarOp.TANH, ScalarOp.SQRT,
+                   ScalarOp.RSQRT, ScalarOp.FLOOR, ScalarOp.CEIL, ScalarOp.ROUND, ScalarOp.NOT})
+COMPARE = frozenset({ScalarOp.CMPLT, ScalarOp.CMPLE, ScalarOp.CMPEQ, ScalarOp.CMPNE})
+BINARY = frozenset({ScalarOp.ADD, ScalarOp.SUB, ScalarOp.MUL, ScalarOp.DIV, ScalarOp.REM,
+                    ScalarOp.POW, ScalarOp.MAX, ScalarOp.MIN, ScalarOp.ATAN2, ScalarOp.AND,
+                    ScalarOp.OR, ScalarOp.XOR}) | COMPARE
+TERNARY = frozenset({ScalarOp.WHERE})
+# Ops a reduction may accumulate with (each has an identity, see semantics.py).
+REDUCE_OPS = frozenset({ScalarOp.ADD, ScalarOp.MUL, ScalarOp.MAX, ScalarOp.MIN, ScalarOp.AND,
+                        ScalarOp.OR})
+ARITY = {**{op: 1 for op in UNARY}, **{op: 2 for op in BINARY}, ScalarOp.WHERE: 3}
+
+
+# --- index expressions -----------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Idx:
+    """An int64 index expression. ``op``: var, const, add, mul, div, mod, lt, ge, eq, and.
+
+    Build them with the helpers below (``var``, ``const``, ``+``, ``*`` ...),
+    which fold constants and drop ``+ 0`` and ``* 1``.
+    """
+
+    op: str
+    args: tuple[Any, ...]
+
+    def __add__(self, other: Idx | int) -> Idx:
+        return add(self, as_idx(other))
+
+    __radd__ = __add__
+
+    def __mul__(self, c: int) -> Idx:
+        return mul(self, c)
+
+    __rmul__ = __mul__
+
+    def __floordiv__(self, c: int) -> Idx:
+        return floordiv(self, c)
+
+    def __mod__(self, c: int) -> Idx:
+        return mod(self, c)
+
+    def __str__(self) -> str:
+        op, a = self.op, self.args
+        if op == "var":
+            return a[0]
+        if op == "const":
+            return str(a[0])
+        if op == "add":
+            rhs = str(a[1])
+            return f"{a[0]} - {rhs[1:]}" if rhs.startswith("-") else f"{a[0]} + {rhs}"
+        symbol = {"mul": "*", "div": "/", "mod": "%", "lt": "<", "ge": ">=", "eq": "==",
+                  "and": "&&"}[op]
+        return f"{_paren(a[0], op)}{symbol}{_paren(a[1], op)}" if op in ("mul", "div", "mod") \
+            else f"({a[0]} {symbol} {a[1]})"
+
+    def is_const(self) -> bool:
+        return self.op == "const"
+
+
+def _paren(x: Any, parent: str) -> str:
+    if isinstance(x, Idx) and x.op == "add":
+        return f"({x})"
+    if isinstance(x, Idx) and x.op in ("div", "mod") and parent != "mul":
+        return f"({x})"
+    return str(x)
+
+
+def var(name: str) -> Idx:
+    return Idx("var", (name,))
+
+
+def const(c: int) -> Idx:
+    return Idx("const", (int(c),))
+
+
+def as_idx(x: Idx | int) -> Idx:
+    return x if isinstance(x, Idx) else const(x)
+
+
+def add(a: Idx, b: Idx) -> Idx:
+    if a.is_const() and b.is_const():
+        return const(a.args[0] + b.args[0])
+    if a.is_const():
+        a, b = b, a
+    if b.is_const() and b.args[0] == 0:
+        return a
+    if a.op == "add" and a.args[1].is_const() and not b.is_const():
+        return add(add(a.args[0], b), a.args[1])  # keep the constant last: i*8 + j + 3
+    return Idx("add", (a, b))
+
+
+def mul(a: Idx, c: int) -> Idx:
+    c = int(c)
+    if a.is_const():
+        return const(a.args[0] * c)
+    if c == 0:
+        return const(0)
+    return a if c == 1 else Idx("mul", (a, const(c)))
+
+
+def floordiv(a: Idx, c: int) -> Idx:
+    if a.is_const():
+        return const(a.args[0] // c)
+    return a if c == 1 else Idx("div", (a, const(c)))
+
+
+def mod(a: Idx, c: int) -> Idx:
+    if a.is_const():
+        return const(a.args[0] % c)
+    return const(0) if c == 1 else Idx("mod", (a, const(c)))
+
+
+def lt(a: Idx | int, b: Idx | int) -> Idx:
+    return Idx("lt", (as_idx(a), as_idx(b)))
+
+
+def ge(a: Idx | int, b: Idx | int) -> Idx:
+    return Idx("ge", (as_idx(a), as_idx(b)))
+
+
+def eq(a: Idx | int, b: Idx | int) -> Idx:
+    return Idx("eq", (as_idx(a), as_idx(b)))
+
+
+def all_of(conds: Sequence[Idx]) -> Idx | None:
+    """The conjunction of ``conds`` (None when there are none: always true)."""
+    out: Idx | None = None
+    for c in conds:
+        out = c if out is None else Idx("and", (out, c))
+    return out
+
+
+# --- values -----------------------------------------------------------------------------------
+
+def _short(dtype: np.dtype) -> str:
+    from fgrad.core.dtypes import short_name
+    return short_name(dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Const:
+    value: Any
+    dtype: np.dtype
+
+    def __str__(self) -> str:
+        v = self.value
+        if self.dtype.kind == "b":
+            return "true" if v else "false"
+        return repr(float(v)) if self.dtype.kind == "f" else str(int(v))
+
+
+@dataclasses.dataclass(frozen=True)
+class Load:
+    """``buf[index]``; with a ``mask``, reads ``fill`` where the mask is false (no access)."""
+
+    buf: str
+    index: Idx
+    dtype: np.dtype
+    mask: Idx | None = None
+    fill: Any = 0
+
+    def __str__(self) -> str:
+        read = f"{self.buf}[{self.index}]"
+        return read if self.mask is None else f"({self.mask} ? {read} : {self.fill})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Alu:
+    op: ScalarOp
+    args: tuple[Value, ...]
+    dtype: np.dtype
+
+    def __str__(self) -> str:
+        a = [str(x) for x in self.args]
+        if self.op is ScalarOp.WHERE:
+            return f"({a[0]} ? {a[1]} : {a[2]})"
+        if self.op in BINARY and not self.op.value.isalpha():
+            return f"({a[0]} {self.op.value} {a[1]})"
+        if self.op is ScalarOp.NEG:
+            return f"-{a[0]}"
+        return f"{self.op.value}({', '.join(a)})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Cast:
+    x: Value
+    dtype: np.dtype
+
+    def __str__(self) -> str:
+        return f"({_short(self.dtype)}){self.x}"
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexValue:
+    """An index expression used as a number (``iota``), converted to ``dtype``."""
+
+    index: Idx
+    dtype: np.dtype
+
+    def __str__(self) -> str:
+        return f"({_short(self.dtype)})({self.index})"
+
+
+@dataclasses.dataclass(frozen=True)
+class AccRef:
+    name: str
+    dtype: np.dtype
+
+    def __str__(self) -> str:
+        return self.name
+
+
+Value = Union[Const, Load, Alu, Cast, IndexValue, AccRef]
+
+
+def alu(op: ScalarOp, *args: Value) -> Alu:
+    """``op`` applied to ``args``; the result dtype follows the op (bool for comparisons)."""
+    if len(args) != ARITY[op]:
+        raise ValueError(f"kernel IR: {op.name} takes {ARITY[op]} operands, got {len(args)}")
+    if op in COMPARE:
+        dtype = np.dtype(bool)
+    else:
+        dtype = args[-1].dtype if op is ScalarOp.WHERE else args[0].dtype
+    return Alu(op, tuple(args), dtype)
+
+
+# --- statements and kernels -----------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Loop:
+    var: str
+    extent: int
+    body: tuple[Stmt, ...]
+    parallel: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Store:
+    buf: str
+    index: Idx
+    value: Value
+
+
+@dataclasses.dataclass(frozen=True)
+class DefineAcc:
+    """Declare accumulator ``name`` of ``dtype``, initialised to ``op``'s identity."""
+
+    name: str
+    op: ScalarOp
+    dtype: np.dtype
+
+
+@dataclasses.dataclass(frozen=True)
+class Accumulate:
+    """``name = op(name, value)``, with the op its ``DefineAcc`` declared."""
+
+    name: str
+    value: Value
+
+
+Stmt = Union[Loop, Store, DefineAcc, Accumulate]
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """A kernel argument: a flat buffer of ``size`` elements of ``dtype``."""
+
+    name: str
+    dtype: np.dtype
+    size: int
+    is_output: bool = False
+
+    def __str__(self) -> str:
+        role = " (out)" if self.is_output else ""
+        return f"{self.name}: {_short(self.dtype)}[{self.size}]{role}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Kernel:
+    name: str
+    params: tuple[Param, ...]
+    body: tuple[Stmt, ...]
+
+    def __str__(self) -> str:
+        lines = [f"kernel {self.name}({', '.join(map(str, self.params))}):"]
+        _print_stmts(self.body, 1, lines)
+        return "\n".join(lines)
+
+
+def _print_stmts(stmts: Sequence[Stmt], depth: int, lines: list[str]) -> None:
+    pad = "  " * depth
+    ops: dict[str, ScalarOp] = {}
+    for s in stmts:
+        if isinstance(s, Loop):
+            kind = "parallel for" if s.parallel else "for"
+            inner = s.body
+            if len(inner) == 1 and not isinstance(inner[0], Loop):
+                lines.append(f"{pad}{kind} {s.var} in 0..{s.extent}: {_stmt_line(inner[0], ops)}")
+            else:
+                lines.append(f"{pad}{kind} {s.var} in 0..{s.extent}:")
+                _print_stmts(inner, depth + 1, lines)
+        else:
+            if isinstance(s, DefineAcc):
+                ops[s.name] = s.op
+            lines.append(pad + _stmt_line(s, ops))
+
+
+def _stmt_line(s: Stmt, ops: dict[str, ScalarOp]) -> str:
+    if isinstance(s, Store):
+        return f"{s.buf}[{s.index}] = {s.value}"
+    if isinstance(s, DefineAcc):
+        return f"{_short(s.dtype)} {s.name} = identity({s.op.name})"
+    if isinstance(s, Accumulate):
+        op = ops.get(s.name)
+        if op is not None and not op.value.isalpha():
+            return f"{s.name} {op.value}= {s.value}"
+        return f"{s.name} = {op.value if op else '?'}({s.name}, {s.value})"
+    return str(s)  # a nested Loop printed inline is never produced by _print_stmts
+
+
+__all__ = ["ScalarOp", "UNARY", "BINARY", "COMPARE", "TERNARY", "REDUCE_OPS", "Idx", "var",
+           "const", "as_idx", "lt", "ge", "eq", "all_of", "Const", "Load", "Alu", "Cast",
+           "IndexValue", "AccRef", "Value", "alu", "Loop", "Store", "DefineAcc", "Accumulate",
+           "Stmt", "Param", "Kernel"]

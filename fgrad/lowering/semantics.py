@@ -1,0 +1,82 @@
+"""What each ``ScalarOp`` means, in numpy: the reference for every renderer.
+
+Conventions (matching the primitives' numpy impls, hence JAX on CPU):
+``MAX``/``MIN`` propagate NaN (numpy's ``maximum``, not ``fmax``); integer
+``DIV`` rounds toward zero and ``REM`` takes the dividend's sign (C and XLA,
+not Python); ``ROUND`` rounds half away from zero; ``NOT`` is bitwise (logical
+for bool). ``IDENTITY`` gives each reduction op the value an accumulator
+starts from.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from fgrad.lowering.kernel_ir import ScalarOp
+
+
+def _int_div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    if x.dtype.kind in "iu":
+        safe = np.where(y == 0, 1, y)
+        q = np.abs(x) // np.abs(safe)
+        return np.where(y == 0, 0, np.where((x < 0) != (safe < 0), -q, q)).astype(x.dtype)
+    return np.true_divide(x, y)
+
+
+def _rem(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    if x.dtype.kind in "iu":
+        safe = np.where(y == 0, 1, y)
+        return np.where(y == 0, 0, np.fmod(x, safe)).astype(x.dtype)
+    return np.fmod(x, y)
+
+
+def _round(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+_ERRSTATE = dict(divide="ignore", invalid="ignore", over="ignore", under="ignore")
+
+NUMPY: dict[ScalarOp, Callable[..., Any]] = {
+    ScalarOp.NEG: np.negative, ScalarOp.ABS: np.abs, ScalarOp.EXP: np.exp,
+    ScalarOp.LOG: np.log, ScalarOp.LOG1P: np.log1p, ScalarOp.EXPM1: np.expm1,
+    ScalarOp.SIN: np.sin, ScalarOp.COS: np.cos, ScalarOp.TANH: np.tanh,
+    ScalarOp.SQRT: np.sqrt, ScalarOp.RSQRT: lambda x: 1 / np.sqrt(x),
+    ScalarOp.FLOOR: np.floor, ScalarOp.CEIL: np.ceil, ScalarOp.ROUND: _round,
+    ScalarOp.NOT: np.invert,
+    ScalarOp.ADD: np.add, ScalarOp.SUB: np.subtract, ScalarOp.MUL: np.multiply,
+    ScalarOp.DIV: _int_div, ScalarOp.REM: _rem, ScalarOp.POW: np.power,
+    ScalarOp.MAX: np.maximum, ScalarOp.MIN: np.minimum, ScalarOp.ATAN2: np.arctan2,
+    ScalarOp.AND: np.bitwise_and, ScalarOp.OR: np.bitwise_or, ScalarOp.XOR: np.bitwise_xor,
+    ScalarOp.CMPLT: np.less, ScalarOp.CMPLE: np.less_equal, ScalarOp.CMPEQ: np.equal,
+    ScalarOp.CMPNE: np.not_equal, ScalarOp.WHERE: np.where,
+}
+
+
+def apply(op: ScalarOp, dtype: np.dtype, *args: np.ndarray) -> np.ndarray:
+    """``op`` on numpy arrays, result cast to ``dtype`` (the IR node's dtype)."""
+    with np.errstate(**_ERRSTATE):
+        out = NUMPY[op](*args)
+    return np.asarray(out).astype(dtype, copy=False)
+
+
+def identity(op: ScalarOp, dtype: np.dtype) -> Any:
+    """The value an accumulator for ``op`` starts from."""
+    dtype = np.dtype(dtype)
+    if op is ScalarOp.ADD or op is ScalarOp.OR:
+        return np.zeros((), dtype)[()]
+    if op is ScalarOp.MUL or op is ScalarOp.AND:
+        return np.ones((), dtype)[()] if dtype.kind != "b" else np.True_
+    if op is ScalarOp.MAX:
+        if dtype.kind == "f":
+            return dtype.type(-np.inf)
+        return np.iinfo(dtype).min if dtype.kind in "iu" else np.False_
+    if op is ScalarOp.MIN:
+        if dtype.kind == "f":
+            return dtype.type(np.inf)
+        return np.iinfo(dtype).max if dtype.kind in "iu" else np.True_
+    raise ValueError(f"kernel IR: {op.name} is not a reduction op")
+
+
+__all__ = ["NUMPY", "apply", "identity"]
