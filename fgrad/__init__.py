@@ -7,7 +7,7 @@ interpreters: jvp, linearize/transpose, jit), ``lowering`` (backends).
 
 from fgrad import primitives as _primitives  # noqa: F401  (registers every primitive)
 from fgrad import numpy as _numpy  # noqa: F401  (installs array operators)
-from fgrad import lowering as _lowering  # noqa: F401  (registers jit backends)
+from fgrad.lowering import backends as _backends  # noqa: F401  (registers jit backends)
 from fgrad.config import config
 from fgrad.core.array import Array
 from fgrad.core.avals import ShapeDtypeStruct, ShapedArray

@@ -24,7 +24,7 @@ from fgrad.lowering.kernel_ir import (
     ScalarOp, Stmt, Store, Value)
 
 _REDUCE = {ScalarOp.ADD: np.add, ScalarOp.MUL: np.multiply, ScalarOp.MAX: np.maximum,
-           ScalarOp.MIN: np.minimum, ScalarOp.AND: np.logical_and, ScalarOp.OR: np.logical_or}
+           ScalarOp.MIN: np.minimum, ScalarOp.AND: np.bitwise_and, ScalarOp.OR: np.bitwise_or}
 
 
 class KernelArgumentError(ValueError):
@@ -136,8 +136,7 @@ class _Runner:
             args = [self._lift(self.value(a, depth), depth) for a in v.args]
             return semantics.apply(v.op, v.dtype, *args)
         if isinstance(v, Cast):
-            x = self.value(v.x, depth)
-            return np.asarray(x).astype(v.dtype)
+            return semantics.cast(self.value(v.x, depth), v.dtype)
         if isinstance(v, IndexValue):
             return np.asarray(self.index(v.index, depth)).astype(v.dtype)
         if isinstance(v, AccRef):
@@ -146,3 +145,48 @@ class _Runner:
 
 
 __all__ = ["run_kernel", "check_buffers", "KernelArgumentError"]
+
+
+# --- whole programs ---------------------------------------------------------------------------
+
+def run_program(program: Any, args: Any) -> list[np.ndarray]:
+    """Run a ``schedule.Program`` with numpy: kernels by ``run_kernel``, library calls by numpy.
+
+    ``args`` are arrays for ``program.inputs`` (checked against the buffers'
+    shapes and dtypes); returns the output arrays, shaped.
+    """
+    buffers: dict[str, np.ndarray] = {}
+    for name, x in zip(program.inputs, args, strict=True):
+        buf = program.buffers[name]
+        x = np.asarray(x)
+        if x.shape != buf.shape or x.dtype != buf.dtype:
+            raise KernelArgumentError(f"program input {name}: got {x.dtype}{list(x.shape)}, "
+                                      f"expected {buf.dtype}{list(buf.shape)}")
+        buffers[name] = np.ascontiguousarray(x).reshape(-1)
+    for name, c in program.consts.items():
+        buffers[name] = c.reshape(-1)
+    for name, buf in program.buffers.items():
+        if name not in buffers:
+            buffers[name] = np.zeros(buf.size, buf.dtype)
+    for step in program.steps:
+        if isinstance(step, Kernel):
+            run_kernel(step, {p.name: buffers[p.name] for p in step.params})
+        else:
+            LIBRARY[step.name](step, buffers)
+    return [buffers[n].reshape(program.buffers[n].shape) for n in program.outputs]
+
+
+def _gemm(call: Any, buffers: dict[str, np.ndarray]) -> None:
+    a_name, b_name, out_name = call.args
+    batch, m, n, k = (call.param(p) for p in ("batch", "m", "n", "k"))
+    a = buffers[a_name].reshape((batch, k, m) if call.param("trans_a") else (batch, m, k))
+    b = buffers[b_name].reshape((batch, n, k) if call.param("trans_b") else (batch, k, n))
+    a = a.transpose(0, 2, 1) if call.param("trans_a") else a
+    b = b.transpose(0, 2, 1) if call.param("trans_b") else b
+    out = buffers[out_name]
+    out[:] = np.matmul(a, b).astype(out.dtype).reshape(-1)
+
+
+LIBRARY: dict[str, Any] = {"gemm": _gemm}
+
+__all__ += ["run_program", "LIBRARY"]

@@ -336,9 +336,10 @@ class Kernel:
         return "\n".join(lines)
 
 
-def _print_stmts(stmts: Sequence[Stmt], depth: int, lines: list[str]) -> None:
+def _print_stmts(stmts: Sequence[Stmt], depth: int, lines: list[str],
+                 ops: dict[str, ScalarOp] | None = None) -> None:
     pad = "  " * depth
-    ops: dict[str, ScalarOp] = {}
+    ops = {} if ops is None else ops  # accumulator -> its op, seen by nested loops too
     for s in stmts:
         if isinstance(s, Loop):
             kind = "parallel for" if s.parallel else "for"
@@ -347,7 +348,7 @@ def _print_stmts(stmts: Sequence[Stmt], depth: int, lines: list[str]) -> None:
                 lines.append(f"{pad}{kind} {s.var} in 0..{s.extent}: {_stmt_line(inner[0], ops)}")
             else:
                 lines.append(f"{pad}{kind} {s.var} in 0..{s.extent}:")
-                _print_stmts(inner, depth + 1, lines)
+                _print_stmts(inner, depth + 1, lines, ops)
         else:
             if isinstance(s, DefineAcc):
                 ops[s.name] = s.op

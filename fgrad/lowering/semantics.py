@@ -3,9 +3,11 @@
 Conventions (matching the primitives' numpy impls, hence JAX on CPU):
 ``MAX``/``MIN`` propagate NaN (numpy's ``maximum``, not ``fmax``); integer
 ``DIV`` rounds toward zero and ``REM`` takes the dividend's sign (C and XLA,
-not Python); ``ROUND`` rounds half away from zero; ``NOT`` is bitwise (logical
-for bool). ``IDENTITY`` gives each reduction op the value an accumulator
-starts from.
+not Python), with XLA's answers where C has none (``x / 0 == -1``,
+``x % 0 == x``, ``INT_MIN / -1 == INT_MIN``); ``ROUND`` rounds half away
+from zero; ``NOT``, ``AND``, ``OR``, ``XOR`` are bitwise (logical for bool).
+A float-to-integer ``Cast`` saturates and sends NaN to 0 (``cast``).
+``identity`` gives each reduction op the value an accumulator starts from.
 """
 
 from __future__ import annotations
@@ -19,16 +21,22 @@ from fgrad.lowering.kernel_ir import ScalarOp
 
 def _int_div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     if x.dtype.kind in "iu":
-        safe = np.where(y == 0, 1, y)
-        q = np.abs(x) // np.abs(safe)
-        return np.where(y == 0, 0, np.where((x < 0) != (safe < 0), -q, q)).astype(x.dtype)
+        # XLA: round toward zero; x / 0 == -1 (all bits set); INT_MIN / -1 == INT_MIN
+        safe = np.where((y == 0) | (y == -1 if x.dtype.kind == "i" else False), 1, y)
+        q = np.abs(x.astype(np.int64)) // np.abs(safe.astype(np.int64))
+        q = np.where((x < 0) != (safe < 0), -q, q)
+        if x.dtype.kind == "i":
+            q = np.where(y == -1, -x.astype(np.int64), q)
+        return np.where(y == 0, -1, q).astype(x.dtype)
     return np.true_divide(x, y)
 
 
 def _rem(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     if x.dtype.kind in "iu":
-        safe = np.where(y == 0, 1, y)
-        return np.where(y == 0, 0, np.fmod(x, safe)).astype(x.dtype)
+        # XLA: the sign of the dividend; x % 0 == x; INT_MIN % -1 == 0
+        safe = np.where((y == 0) | (y == -1 if x.dtype.kind == "i" else False), 1, y)
+        r = np.fmod(x, safe)
+        return np.where(y == 0, x, r).astype(x.dtype)
     return np.fmod(x, y)
 
 
@@ -66,8 +74,10 @@ def identity(op: ScalarOp, dtype: np.dtype) -> Any:
     dtype = np.dtype(dtype)
     if op is ScalarOp.ADD or op is ScalarOp.OR:
         return np.zeros((), dtype)[()]
-    if op is ScalarOp.MUL or op is ScalarOp.AND:
-        return np.ones((), dtype)[()] if dtype.kind != "b" else np.True_
+    if op is ScalarOp.MUL:
+        return np.ones((), dtype)[()]
+    if op is ScalarOp.AND:  # all bits set
+        return np.True_ if dtype.kind == "b" else np.array(-1).astype(dtype)[()]
     if op is ScalarOp.MAX:
         if dtype.kind == "f":
             return dtype.type(-np.inf)
@@ -79,4 +89,17 @@ def identity(op: ScalarOp, dtype: np.dtype) -> Any:
     raise ValueError(f"kernel IR: {op.name} is not a reduction op")
 
 
-__all__ = ["NUMPY", "apply", "identity"]
+def cast(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Convert ``x`` to ``dtype`` as XLA does: float to int saturates, NaN becomes 0."""
+    x, dtype = np.asarray(x), np.dtype(dtype)
+    if x.dtype.kind == "f" and dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        with np.errstate(invalid="ignore"):
+            clipped = np.clip(np.nan_to_num(x.astype(np.float64), nan=0.0), info.min, info.max)
+            return np.where(x >= info.max, info.max, clipped).astype(dtype)
+    if dtype.kind == "b":
+        return x != 0
+    return x.astype(dtype)
+
+
+__all__ = ["NUMPY", "apply", "identity", "cast"]

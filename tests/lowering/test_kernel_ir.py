@@ -63,11 +63,19 @@ def test_masked_load_where_cast_and_iota() -> None:
     np.testing.assert_array_equal(out, [0.0, 1.0, 2.0, 3.0, 4.0])
 
 
-def test_integer_division_truncates_toward_zero() -> None:
-    x, y = np.array([7, -7, 7, -7, 5], I32), np.array([2, 2, -2, -2, 0], I32)
+def test_integer_division_follows_xla() -> None:
+    """Toward zero; x / 0 == -1, x % 0 == x, INT_MIN / -1 == INT_MIN (as lax.div/rem)."""
+    imin = np.iinfo(np.int32).min
+    x = np.array([7, -7, 7, -7, 5, imin, imin], I32)
+    y = np.array([2, 2, -2, -2, 0, -1, 1], I32)
     got = semantics.apply(ScalarOp.DIV, I32, x, y)
-    np.testing.assert_array_equal(got, [3, -3, -3, 3, 0])
-    np.testing.assert_array_equal(semantics.apply(ScalarOp.REM, I32, x, y), [1, -1, 1, -1, 0])
+    np.testing.assert_array_equal(got, [3, -3, -3, 3, -1, imin, imin])
+    np.testing.assert_array_equal(semantics.apply(ScalarOp.REM, I32, x, y),
+                                  [1, -1, 1, -1, 5, 0, 0])
+    from fgrad import lax
+    np.testing.assert_array_equal(got, np.asarray(lax.div(x, y)))
+    np.testing.assert_array_equal(semantics.apply(ScalarOp.REM, I32, x, y),
+                                  np.asarray(lax.rem(x, y)))
 
 
 def test_wrong_arity_is_rejected() -> None:

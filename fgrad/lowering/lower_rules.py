@@ -1,0 +1,407 @@
+"""Lowering rules: what each primitive is in the kernel IR.
+
+Each rule fills a primitive's ``lower`` slot: ``rule(scheduler, *operands,
+**params)`` gets the operands as lazy values (``schedule.Lazy``) and returns
+the result's lazy value(s). Four kinds cover the primitives here:
+
+* elementwise: the element of the result is a scalar expression of the
+  operands' elements (``_unary(ScalarOp.EXP)``; composite ones such as
+  ``logistic`` are written out in scalar ops). 16-bit floats compute in
+  float32 and round once at the end: exact for +, -, *, /, sqrt, as in XLA;
+* movement: a new indexing of the operand (``reindex``), folded into the
+  buffer's strides when the operand is stored;
+* reduction: a kernel with an accumulator (``Scheduler.reduce``);
+* library call: ``dot_general`` becomes a batched ``gemm``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from fgrad.core import dtypes
+from fgrad.lowering.kernel_ir import (
+    Alu, Cast, Const, Idx, IndexValue, ScalarOp, Value, all_of, alu, as_idx, ge, lt)
+from fgrad.lowering.schedule import (
+    Lazy, Scheduler, buffer_value, elementwise, flat_index, reindex)
+from fgrad.lowering.views import row_major_strides
+
+O = ScalarOp
+F32 = np.dtype(np.float32)
+
+
+def _wide(dtype: np.dtype) -> np.dtype:
+    """The dtype a computation in ``dtype`` runs in (16-bit floats widen to float32)."""
+    return F32 if dtypes.is_float(dtype) and dtype.itemsize == 2 else dtype
+
+
+def _c(value: float, like: Value) -> Const:
+    return Const(np.asarray(value, like.dtype)[()], like.dtype)
+
+
+def _map(fn: Callable[..., Value], *xs: Lazy, out_dtype: Any = None) -> Lazy:
+    """``fn`` on the operands' elements, computed in the wide dtype, cast back once."""
+    dtype = xs[0].dtype
+    wide = _wide(dtype)
+    result_dtype = np.dtype(out_dtype) if out_dtype is not None else dtype
+
+    def scalar(*vals: Value) -> Value:
+        if wide != dtype:
+            vals = tuple(Cast(v, wide) for v in vals)
+        out = fn(*vals)
+        return out if out.dtype == result_dtype else Cast(out, result_dtype)
+
+    return elementwise(scalar, *xs, dtype=result_dtype)
+
+
+def _unary(op: O) -> Callable[..., Lazy]:
+    return lambda s, x, **_: _map(lambda a: alu(op, a), x)
+
+
+def _binary(op: O, swap: bool = False) -> Callable[..., Lazy]:
+    if swap:
+        return lambda s, x, y, **_: _map(lambda a, b: alu(op, b, a), x, y,
+                                         out_dtype=np.bool_ if op in (O.CMPLT, O.CMPLE) else None)
+    is_cmp = op in (O.CMPLT, O.CMPLE, O.CMPEQ, O.CMPNE)
+    return lambda s, x, y, **_: _map(lambda a, b: alu(op, a, b), x, y,
+                                     out_dtype=np.bool_ if is_cmp else None)
+
+
+def _composite(fn: Callable[[Value], Value], predicate: bool = False) -> Callable[..., Lazy]:
+    return lambda s, x, **_: _map(fn, x, out_dtype=np.bool_ if predicate else None)
+
+
+# --- composite elementwise functions, in scalar ops -------------------------------------------
+
+def _logistic(x: Value) -> Value:
+    one = _c(1.0, x)
+    return alu(O.DIV, one, alu(O.ADD, one, alu(O.EXP, alu(O.NEG, x))))
+
+
+def _sign(x: Value) -> Value:
+    zero, one = _c(0, x), _c(1, x)
+    if x.dtype.kind == "u":
+        return alu(O.WHERE, alu(O.CMPLT, zero, x), one, zero)
+    return alu(O.WHERE, alu(O.CMPLT, zero, x), one,
+               alu(O.WHERE, alu(O.CMPLT, x, zero), _c(-1, x), x))
+
+
+def _integer_pow(x: Value, y: int) -> Value:
+    if y == 0:
+        return _c(1, x)
+    acc: Value | None = None
+    base, n = x, abs(y)
+    while n:  # square-and-multiply, as XLA expands integer powers
+        if n & 1:
+            acc = base if acc is None else alu(O.MUL, acc, base)
+        n >>= 1
+        if n:
+            base = alu(O.MUL, base, base)
+    assert acc is not None
+    return alu(O.DIV, _c(1, x), acc) if y < 0 else acc
+
+
+def _round(x: Value, rounding_method: int) -> Value:
+    if rounding_method == 0:
+        return alu(O.ROUND, x)
+    # half to even: round half away, then step back where that landed on an odd number
+    # exactly half-way
+    r = alu(O.ROUND, x)
+    half = alu(O.CMPEQ, alu(O.ABS, alu(O.SUB, r, x)), _c(0.5, x))
+    odd = alu(O.CMPNE, alu(O.REM, r, _c(2, x)), _c(0, x))
+    step = alu(O.MUL, _sign(alu(O.SUB, r, x)), _c(1, x))
+    return alu(O.WHERE, alu(O.AND, half, odd), alu(O.SUB, r, step), r)
+
+
+_COMPOSITE: dict[str, Callable[[Value], Value]] = {
+    "logistic": _logistic,
+    "sign": _sign,
+    "square": lambda x: alu(O.MUL, x, x),
+    "exp2": lambda x: alu(O.POW, _c(2, x), x),
+    "tan": lambda x: alu(O.DIV, alu(O.SIN, x), alu(O.COS, x)),
+    "is_finite": lambda x: alu(O.CMPEQ, alu(O.SUB, x, x), _c(0, x)),
+    "asin": lambda x: alu(O.ATAN2, x, alu(O.SQRT, alu(O.SUB, _c(1, x), alu(O.MUL, x, x)))),
+    "acos": lambda x: alu(O.ATAN2, alu(O.SQRT, alu(O.SUB, _c(1, x), alu(O.MUL, x, x))), x),
+    "atan": lambda x: alu(O.ATAN2, x, _c(1, x)),
+    "sinh": lambda x: alu(O.MUL, _c(0.5, x), alu(O.SUB, alu(O.EXPM1, x),
+                                                 alu(O.EXPM1, alu(O.NEG, x)))),
+    "cosh": lambda x: alu(O.MUL, _c(0.5, x), alu(O.ADD, alu(O.EXP, x),
+                                                 alu(O.EXP, alu(O.NEG, x)))),
+    "atanh": lambda x: alu(O.MUL, _c(0.5, x), alu(O.SUB, alu(O.LOG1P, x),
+                                                  alu(O.LOG1P, alu(O.NEG, x)))),
+    "acosh": lambda x: alu(O.LOG, alu(O.ADD, x, alu(O.SQRT, alu(O.SUB, alu(O.MUL, x, x),
+                                                                _c(1, x))))),
+    "cbrt": lambda x: alu(O.MUL, _sign(x), alu(O.POW, alu(O.ABS, x), _c(1 / 3, x))),
+}
+
+
+def _asinh(x: Value) -> Value:
+    # sign(x) * log1p(|x| + x^2 / (1 + sqrt(1 + x^2))): accurate near 0 and for large |x|
+    ax, one = alu(O.ABS, x), _c(1, x)
+    x2 = alu(O.MUL, ax, ax)
+    mag = alu(O.LOG1P, alu(O.ADD, ax, alu(O.DIV, x2, alu(O.ADD, one, alu(O.SQRT,
+                                                                        alu(O.ADD, one, x2))))))
+    return alu(O.WHERE, alu(O.CMPLT, x, _c(0, x)), alu(O.NEG, mag), mag)
+
+
+_COMPOSITE["asinh"] = _asinh
+
+_UNARY = {"neg": O.NEG, "abs": O.ABS, "exp": O.EXP, "log": O.LOG, "log1p": O.LOG1P,
+          "expm1": O.EXPM1, "sin": O.SIN, "cos": O.COS, "tanh": O.TANH, "sqrt": O.SQRT,
+          "rsqrt": O.RSQRT, "floor": O.FLOOR, "ceil": O.CEIL, "not": O.NOT}
+_BINARY = {"add": O.ADD, "sub": O.SUB, "mul": O.MUL, "div": O.DIV, "rem": O.REM, "pow": O.POW,
+           "max": O.MAX, "min": O.MIN, "atan2": O.ATAN2, "and": O.AND, "or": O.OR,
+           "xor": O.XOR, "eq": O.CMPEQ, "ne": O.CMPNE, "lt": O.CMPLT, "le": O.CMPLE,
+           "add_any": O.ADD}
+_SWAPPED = {"gt": O.CMPLT, "ge": O.CMPLE}  # x > y is y < x
+
+
+def _select_n(s: Scheduler, which: Lazy, *cases: Lazy) -> Lazy:
+    def fn(w: Value, *vals: Value) -> Value:
+        if w.dtype == np.bool_:
+            return alu(O.WHERE, w, vals[1], vals[0]) if len(vals) == 2 else vals[0]
+        out = vals[-1]
+        for k in reversed(range(len(vals) - 1)):
+            out = alu(O.WHERE, alu(O.CMPEQ, w, Const(np.asarray(k, w.dtype)[()], w.dtype)),
+                      vals[k], out)
+        return out
+    return elementwise(fn, which, *cases, dtype=cases[0].dtype)
+
+
+def _convert(s: Scheduler, x: Lazy, *, new_dtype: Any, weak_type: bool) -> Lazy:
+    new_dtype = np.dtype(new_dtype)
+
+    def fn(v: Value) -> Value:
+        if new_dtype == np.bool_:
+            return alu(O.CMPNE, v, _c(0, v))
+        return Cast(v, new_dtype)
+    return elementwise(fn, x, dtype=new_dtype)
+
+
+# --- movement ---------------------------------------------------------------------------------
+
+def _broadcast_in_dim(s: Scheduler, x: Lazy, *, shape: tuple[int, ...],
+                      broadcast_dimensions: tuple[int, ...]) -> Lazy:
+    def index_map(idxs: Sequence[Idx]) -> tuple[list[Idx], Idx | None]:
+        return [idxs[d] if x.shape[k] == shape[d] else as_idx(0)
+                for k, d in enumerate(broadcast_dimensions)], None
+    return reindex(x, shape, index_map,
+                   lambda t: t.broadcast_in_dim(shape, broadcast_dimensions))
+
+
+def _unflatten(flat: Idx, shape: Sequence[int]) -> list[Idx]:
+    coords = []
+    for n, st in zip(shape, row_major_strides(shape)):
+        coords.append(as_idx(0) if n == 1 else (flat // st) % n if st else as_idx(0))
+    return coords
+
+
+def _reshape(s: Scheduler, x: Lazy, *, new_sizes: tuple[int, ...], **_: Any) -> Lazy:
+    return reindex(x, new_sizes,
+                   lambda idxs: (_unflatten(flat_index(idxs, new_sizes), x.shape), None),
+                   lambda t: t.reshape(new_sizes))
+
+
+def _squeeze(s: Scheduler, x: Lazy, *, dimensions: tuple[int, ...]) -> Lazy:
+    shape = tuple(n for d, n in enumerate(x.shape) if d not in dimensions)
+    return _reshape(s, x, new_sizes=shape)
+
+
+def _transpose(s: Scheduler, x: Lazy, *, permutation: tuple[int, ...]) -> Lazy:
+    def index_map(idxs: Sequence[Idx]) -> tuple[list[Idx], Idx | None]:
+        src: list[Idx] = [as_idx(0)] * x.ndim
+        for k, p in enumerate(permutation):
+            src[p] = idxs[k]
+        return src, None
+    shape = tuple(x.shape[p] for p in permutation)
+    return reindex(x, shape, index_map, lambda t: t.transpose(permutation))
+
+
+def _slice(s: Scheduler, x: Lazy, *, start_indices: tuple[int, ...],
+           limit_indices: tuple[int, ...], strides: tuple[int, ...] | None) -> Lazy:
+    steps = strides or (1,) * x.ndim
+    shape = tuple(max(0, -(-(hi - lo) // st))
+                  for lo, hi, st in zip(start_indices, limit_indices, steps))
+    return reindex(x, shape, lambda idxs: ([i * st + lo for i, lo, st in
+                                            zip(idxs, start_indices, steps)], None),
+                   lambda t: t.slice(start_indices, limit_indices, steps))
+
+
+def _rev(s: Scheduler, x: Lazy, *, dimensions: tuple[int, ...]) -> Lazy:
+    return reindex(x, x.shape, lambda idxs: ([i * -1 + (n - 1) if d in dimensions else i
+                                              for d, (i, n) in enumerate(zip(idxs, x.shape))],
+                                             None),
+                   lambda t: t.rev(dimensions))
+
+
+def _pad(s: Scheduler, x: Lazy, fill: Lazy, *,
+         padding_config: tuple[tuple[int, int, int], ...]) -> Lazy:
+    shape = tuple(lo + hi + n + max(0, n - 1) * interior
+                  for n, (lo, hi, interior) in zip(x.shape, padding_config))
+
+    def read(idxs: Sequence[Idx], valid: Idx | None) -> Value:
+        src, conds = [], []
+        for i, n, (lo, _, interior) in zip(idxs, x.shape, padding_config):
+            shifted = i + (-lo)
+            if interior:
+                conds.append(Idx("eq", (shifted % (interior + 1), as_idx(0))))
+                shifted = shifted // (interior + 1)
+            conds += [ge(i, lo), lt(shifted, n)]
+            src.append(shifted)
+        cond = all_of(conds)
+        inner = x.read(src, all_of([c for c in (valid, cond) if c]))
+        flag = Cast(IndexValue(cond, np.dtype(np.int64)), np.dtype(bool)) if cond else None
+        pad_value = fill.read([], valid)
+        return inner if flag is None else Alu(O.WHERE, (flag, inner, pad_value), x.dtype)
+
+    return Lazy(shape, x.dtype, read, cost=x.cost + 1)
+
+
+def _concatenate(s: Scheduler, *xs: Lazy, dimension: int) -> Lazy:
+    offsets = np.cumsum([0] + [x.shape[dimension] for x in xs])
+    shape = list(xs[0].shape)
+    shape[dimension] = int(offsets[-1])
+
+    def read(idxs: Sequence[Idx], valid: Idx | None) -> Value:
+        out: Value | None = None
+        for x, lo, hi in reversed(list(zip(xs, offsets[:-1], offsets[1:]))):
+            i = idxs[dimension]
+            inside = all_of([c for c in (ge(i, int(lo)), lt(i, int(hi))) if c])
+            src = list(idxs)
+            src[dimension] = i + (-int(lo))
+            value = x.read(src, all_of([c for c in (valid, inside) if c]))
+            if out is None:
+                out = value
+            else:
+                flag = Cast(IndexValue(lt(i, int(hi)), np.dtype(np.int64)), np.dtype(bool))
+                out = Alu(O.WHERE, (flag, value, out), x.dtype)
+        assert out is not None
+        return out
+
+    return Lazy(shape, xs[0].dtype, read, cost=sum(x.cost for x in xs) + len(xs))
+
+
+def _iota(s: Scheduler, *, dtype: Any, shape: tuple[int, ...], dimension: int,
+          **_: Any) -> Lazy:
+    return Lazy(shape, dtype, lambda idxs, valid: IndexValue(idxs[dimension], np.dtype(dtype)))
+
+
+# --- reductions -------------------------------------------------------------------------------
+
+def _reducer(op: O) -> Callable[..., Lazy]:
+    def rule(s: Scheduler, x: Lazy, *, axes: tuple[int, ...]) -> Lazy:
+        return s.reduce(x, op, axes, x.dtype, acc_dtype=_wide(x.dtype),
+                        name=f"reduce_{op.name.lower()}")
+    return rule
+
+
+# --- dot_general: a batched gemm --------------------------------------------------------------
+
+def _as_matrices(s: Scheduler, x: Lazy, batch: Sequence[int], free: Sequence[int],
+                 contract: Sequence[int], dtype: np.dtype, contract_last: bool
+                 ) -> tuple[str, bool]:
+    """``x`` as a stack of matrices [batch, free, contract] (or [batch, contract, free]).
+
+    Returns the buffer name and whether the library must transpose it. A
+    stored operand whose axes already lie in either order is used in place.
+    """
+    b = math.prod(x.shape[d] for d in batch)
+    f = math.prod(x.shape[d] for d in free)
+    k = math.prod(x.shape[d] for d in contract)
+    first, second = (free, contract) if contract_last else (contract, free)
+    for trans, order in ((False, (*batch, *first, *second)), (True, (*batch, *second, *first))):
+        if x.buffer is not None and x.dtype == dtype:
+            t = x.tracker.transpose(order)
+            view = t.reshape((b, f, k) if contract_last != trans else (b, k, f))
+            if len(view.views) == 1 and view.views[0].is_contiguous():
+                return x.buffer.name, trans
+    y = _transpose(s, x, permutation=tuple((*batch, *first, *second)))
+    if y.dtype != dtype:
+        y = elementwise(lambda v: Cast(v, dtype), y, dtype=dtype)
+    return s.materialize(y, name="layout").buffer.name, False  # type: ignore[union-attr]
+
+
+def _dot_general(s: Scheduler, lhs: Lazy, rhs: Lazy, *, dimension_numbers: Any,
+                 precision: Any, preferred_element_type: Any) -> Lazy:
+    (lc, rc), (lb, rb) = dimension_numbers
+    out_dtype = np.dtype(preferred_element_type or lhs.dtype)
+    lf = [d for d in range(lhs.ndim) if d not in lc and d not in lb]
+    rf = [d for d in range(rhs.ndim) if d not in rc and d not in rb]
+    out_shape = (tuple(lhs.shape[d] for d in lb) + tuple(lhs.shape[d] for d in lf)
+                 + tuple(rhs.shape[d] for d in rf))
+    compute = out_dtype if out_dtype in (np.dtype(np.float32), np.dtype(np.float64)) else None
+    if compute is None:
+        return _dot_loops(s, lhs, rhs, lc, rc, lb, rb, lf, rf, out_shape, out_dtype)
+    a, trans_a = _as_matrices(s, lhs, lb, lf, lc, compute, contract_last=True)
+    b, trans_b = _as_matrices(s, rhs, rb, rf, rc, compute, contract_last=False)
+    out = s.new_buffer(out_shape, compute)
+    return s.library_call("gemm", (a, b), out, batch=math.prod(lhs.shape[d] for d in lb),
+                          m=math.prod(lhs.shape[d] for d in lf),
+                          n=math.prod(rhs.shape[d] for d in rf),
+                          k=math.prod(lhs.shape[d] for d in lc), trans_a=trans_a,
+                          trans_b=trans_b)
+
+
+def _dot_loops(s: Scheduler, lhs: Lazy, rhs: Lazy, lc: Any, rc: Any, lb: Any, rb: Any,
+               lf: Any, rf: Any, out_shape: tuple[int, ...], out_dtype: np.dtype) -> Lazy:
+    """Integer (and other non-BLAS) products as a loop nest: broadcast, multiply, sum."""
+    nb, nlf = len(lb), len(lf)
+    k_shape = [lhs.shape[d] for d in lc]
+    full = out_shape + tuple(k_shape)
+
+    def place(x: Lazy, batch: Any, free: Any, contract: Any, free_at: int) -> Lazy:
+        def index_map(idxs: Sequence[Idx]) -> tuple[list[Idx], Idx | None]:
+            src: list[Idx] = [as_idx(0)] * x.ndim
+            for j, d in enumerate(batch):
+                src[d] = idxs[j]
+            for j, d in enumerate(free):
+                src[d] = idxs[free_at + j]
+            for j, d in enumerate(contract):
+                src[d] = idxs[len(out_shape) + j]
+            return src, None
+        return reindex(x, full, index_map)
+
+    a = place(lhs, lb, lf, lc, nb)
+    b = place(rhs, rb, rf, rc, nb + nlf)
+    prod = elementwise(lambda u, v: alu(O.MUL, Cast(u, out_dtype), Cast(v, out_dtype)), a, b,
+                       dtype=out_dtype)
+    axes = tuple(range(len(out_shape), len(full)))
+    return s.reduce(prod, O.ADD, axes, out_dtype, name="dot")
+
+
+# --- the table --------------------------------------------------------------------------------
+
+def install() -> None:
+    """Fill the ``lower`` slot of every primitive this module knows."""
+    from fgrad.core.primitive import all_primitives
+    prims = all_primitives()
+    rules: dict[str, Callable[..., Any]] = {}
+    rules.update({n: _unary(op) for n, op in _UNARY.items()})
+    rules.update({n: _binary(op) for n, op in _BINARY.items()})
+    rules.update({n: _binary(op, swap=True) for n, op in _SWAPPED.items()})
+    rules.update({n: _composite(fn, predicate=n == "is_finite") for n, fn in _COMPOSITE.items()})
+    rules["integer_pow"] = lambda s, x, *, y: _map(lambda v: _integer_pow(v, y), x)
+    rules["round"] = lambda s, x, *, rounding_method: _map(
+        lambda v: _round(v, rounding_method), x)
+    rules["select_n"] = _select_n
+    rules["convert_element_type"] = _convert
+    rules["stop_gradient"] = lambda s, x, **_: x
+    # call primitives: their bodies are inlined (and fuse with their surroundings)
+    rules["jit"] = lambda s, *args, jaxpr, **_: s.run_jaxpr(jaxpr, args)
+    rules["checkpoint"] = lambda s, *args, jaxpr, **_: s.run_jaxpr(jaxpr, args)
+    rules["custom_jvp_call"] = lambda s, *args, call_jaxpr, **_: s.run_jaxpr(call_jaxpr, args)
+    rules["custom_vjp_call"] = lambda s, *args, call_jaxpr, **_: s.run_jaxpr(call_jaxpr, args)
+    rules.update(broadcast_in_dim=_broadcast_in_dim, reshape=_reshape, squeeze=_squeeze,
+                 transpose=_transpose, slice=_slice, rev=_rev, pad=_pad,
+                 concatenate=_concatenate, iota=_iota, dot_general=_dot_general)
+    for name, op in (("reduce_sum", O.ADD), ("reduce_max", O.MAX), ("reduce_min", O.MIN),
+                     ("reduce_prod", O.MUL), ("reduce_and", O.AND), ("reduce_or", O.OR)):
+        rules[name] = _reducer(op)
+    for name, rule in rules.items():
+        if name in prims:
+            prims[name].lower = rule
+
+
+__all__ = ["install"]

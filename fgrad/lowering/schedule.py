@@ -1,0 +1,385 @@
+"""Scheduling: a jaxpr becomes a ``Program`` of kernels and library calls.
+
+The scheduler walks the jaxpr once. Every variable becomes a *lazy value*
+(``Lazy``): its shape and dtype, plus a function that says how to compute
+one element, given index expressions for its position. Nothing is computed
+or stored while walking; instead
+
+* an elementwise primitive makes a new lazy value whose element is an ``Alu``
+  of its operands' elements (so chains of elementwise ops fuse: the kernel
+  that finally needs them computes them all in registers);
+* a movement primitive (broadcast, transpose, slice, reverse, pad, reshape)
+  changes only *which* element is read: on a value stored in a buffer it
+  updates the buffer's ``ShapeTracker`` (no copy), on a lazy expression it
+  rewrites the index expressions handed down to it;
+* a reduction emits a kernel at once: a loop over the kept axes, an
+  accumulator, an inner loop over the reduced axes that evaluates the
+  producer's elementwise expression (so ``sum(exp(x - m))`` is one pass);
+* a matrix product is a library call (``gemm``) on buffers laid out as
+  stacks of matrices, using the transposed-operand flags instead of copies
+  where the layout allows.
+
+A lazy value is *materialized* (one kernel writes it to a new buffer) when
+a library call needs it in memory, when it is an output, or when several
+equations use it (recomputing an expression in every consumer would repeat
+its work). Each primitive's ``lower`` slot holds its rule:
+``rule(scheduler, *operands: Lazy, **params) -> Lazy | list[Lazy]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from fgrad.core.jaxpr import ClosedJaxpr, Literal, Var
+from fgrad.lowering.kernel_ir import (
+    AccRef, Accumulate, Alu, Cast, Const, DefineAcc, Idx, IndexValue, Kernel, Load, Loop, Param,
+    ScalarOp, Stmt, Store, Value, all_of, as_idx, var)
+from fgrad.lowering.views import ShapeTracker, row_major_strides
+
+Reader = Callable[[Sequence[Idx], "Idx | None"], Value]
+
+
+# --- the program ------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Buffer:
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class LibraryCall:
+    """A call into a library routine: ``gemm`` computes ``out = op(a) @ op(b)`` per batch."""
+
+    name: str
+    args: tuple[str, ...]          # input buffers, then the output buffer
+    params: tuple[tuple[str, Any], ...]
+
+    def param(self, key: str) -> Any:
+        return dict(self.params)[key]
+
+    def __str__(self) -> str:
+        params = ", ".join(f"{k}={v}" for k, v in self.params)
+        return f"{self.args[-1]} = {self.name}({', '.join(self.args[:-1])}; {params})"
+
+
+Step = Kernel | LibraryCall
+
+
+@dataclasses.dataclass
+class Program:
+    """Kernels and library calls over named buffers; what a backend compiles and runs."""
+
+    buffers: dict[str, Buffer]
+    inputs: list[str]              # one buffer per jaxpr input, in order
+    consts: dict[str, np.ndarray]  # buffers holding the jaxpr's constants
+    outputs: list[str]             # one fresh buffer per jaxpr output
+    steps: list[Step]
+
+    def __str__(self) -> str:
+        def sig(names: Sequence[str]) -> str:
+            return ", ".join(f"{n}: {_aval_str(self.buffers[n])}" for n in names)
+        lines = [f"program({sig(self.inputs)}) -> ({sig(self.outputs)})"]
+        if self.consts:
+            lines.append(f"  constants: {sig(list(self.consts))}")
+        for step in self.steps:
+            lines.append(_indent(str(step)))
+        return "\n".join(lines)
+
+
+def _aval_str(b: Buffer) -> str:
+    from fgrad.core.dtypes import short_name
+    return f"{short_name(b.dtype)}[{','.join(map(str, b.shape))}]"
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+# --- lazy values ------------------------------------------------------------------------------
+
+class Lazy:
+    """A value of the program: shape, dtype and how to compute the element at ``idxs``.
+
+    ``read(idxs, valid)`` returns the scalar IR for the element; ``valid``
+    (an index condition, or None) guards the loads inside, so a padded read
+    never touches memory out of bounds. A value stored in a buffer also
+    knows its ``buffer`` and ``tracker``; ``cost`` counts the ops a read
+    recomputes (0 for a plain view of a buffer).
+    """
+
+    __slots__ = ("shape", "dtype", "read", "buffer", "tracker", "cost")
+
+    def __init__(self, shape: Sequence[int], dtype: Any, read: Reader, cost: int = 1,
+                 buffer: Buffer | None = None, tracker: ShapeTracker | None = None) -> None:
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self.read, self.cost = read, cost
+        self.buffer, self.tracker = buffer, tracker
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+def buffer_value(buf: Buffer, tracker: ShapeTracker | None = None) -> Lazy:
+    tracker = tracker or ShapeTracker.contiguous(buf.shape)
+
+    def read(idxs: Sequence[Idx], valid: Idx | None) -> Value:
+        index, mask = tracker.index(idxs)
+        return Load(buf.name, index, buf.dtype, all_of([c for c in (valid, mask) if c]))
+
+    return Lazy(tracker.shape, buf.dtype, read, cost=0, buffer=buf, tracker=tracker)
+
+
+def const_value(value: Any, shape: Sequence[int], dtype: Any) -> Lazy:
+    c = Const(np.asarray(value, dtype=dtype)[()], np.dtype(dtype))
+    return Lazy(shape, dtype, lambda idxs, valid: c, cost=0)
+
+
+def elementwise(fn: Callable[..., Value], *xs: Lazy, dtype: Any = None) -> Lazy:
+    """The lazy value whose element is ``fn`` of the operands' elements (equal shapes)."""
+    def read(idxs: Sequence[Idx], valid: Idx | None) -> Value:
+        return fn(*[x.read(idxs, valid) for x in xs])
+    out_dtype = dtype if dtype is not None else xs[0].dtype
+    return Lazy(xs[0].shape, out_dtype, read, cost=1 + sum(x.cost for x in xs))
+
+
+def reindex(x: Lazy, shape: Sequence[int],
+            index_map: Callable[[Sequence[Idx]], tuple[list[Idx], Idx | None]],
+            tracker_op: Callable[[ShapeTracker], ShapeTracker] | None = None,
+            fill: Any = 0) -> Lazy:
+    """A movement op: element ``idxs`` of the result is element ``index_map(idxs)`` of ``x``.
+
+    ``index_map`` may also return a condition; where it is false the result is
+    ``fill`` (padding). On a buffer the op is applied to the tracker instead
+    (``tracker_op``), which folds it into strides.
+    """
+    if x.buffer is not None and x.tracker is not None and tracker_op is not None:
+        return buffer_value(x.buffer, tracker_op(x.tracker))
+    fill_value = Const(np.asarray(fill, x.dtype)[()], x.dtype)
+
+    def read(idxs: Sequence[Idx], valid: Idx | None) -> Value:
+        src, cond = index_map(idxs)
+        if cond is None:
+            return x.read(src, valid)
+        inner = x.read(src, all_of([c for c in (valid, cond) if c]))
+        return Alu(ScalarOp.WHERE, (_as_bool(cond), inner, fill_value), x.dtype)
+
+    return Lazy(shape, x.dtype, read, cost=x.cost)
+
+
+def _as_bool(cond: Idx) -> Value:
+    return Cast(IndexValue(cond, np.dtype(np.int64)), np.dtype(bool))
+
+
+# --- the scheduler ----------------------------------------------------------------------------
+
+class LoweringError(NotImplementedError):
+    """A primitive has no lowering for this backend (no silent fallback)."""
+
+
+class Scheduler:
+    """Walks a jaxpr and collects the ``Program``; lowering rules call back into it."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[str, Buffer] = {}
+        self.consts: dict[str, np.ndarray] = {}
+        self.steps: list[Step] = []
+        self._count = Counter[str]()
+
+    def run_jaxpr(self, closed: ClosedJaxpr, args: Sequence[Lazy]) -> list[Lazy]:
+        """Schedule every equation of ``closed`` on ``args``; the outputs' lazy values.
+
+        Higher-order primitives (``jit``, custom derivatives) call this on their
+        inner jaxpr, so their bodies are inlined and fuse with what surrounds them.
+        """
+        jaxpr = closed.jaxpr
+        env: dict[Var, Lazy] = {}
+        for v, c in zip(jaxpr.constvars, closed.consts):
+            env[v] = self.constant(np.asarray(c, dtype=v.aval.dtype).reshape(v.aval.shape))
+        env.update(zip(jaxpr.invars, args))
+        uses = Counter(v for eqn in jaxpr.eqns for v in eqn.invars if isinstance(v, Var))
+        uses.update(v for v in jaxpr.outvars if isinstance(v, Var))
+
+        def read(atom: Any) -> Lazy:
+            if isinstance(atom, Literal):
+                return const_value(np.asarray(atom.val), atom.aval.shape, atom.aval.dtype)
+            return env[atom]
+
+        for eqn in jaxpr.eqns:
+            rule = eqn.primitive.lower
+            if rule is None:
+                raise LoweringError(
+                    f"jit: no lowering for primitive '{eqn.primitive.name}' in the compiled "
+                    f"backends yet (run with jit(..., backend='interpret'))")
+            outs = rule(self, *map(read, eqn.invars), **eqn.params)
+            outs = outs if eqn.primitive.multiple_results else [outs]
+            for v, out in zip(eqn.outvars, outs):
+                if uses[v] > 1 and out.buffer is None and out.cost > 0:
+                    out = self.materialize(out, name=eqn.primitive.name)
+                env[v] = out
+        return [read(a) for a in jaxpr.outvars]
+
+    def constant(self, value: np.ndarray) -> Lazy:
+        """A buffer holding ``value`` (a jaxpr constant), read-only for the program."""
+        value = np.ascontiguousarray(value)
+        if value.ndim == 0 or value.size == 1:
+            return const_value(value.reshape(()), value.shape, value.dtype)
+        buf = self.new_buffer(value.shape, value.dtype, prefix="c")
+        self.consts[buf.name] = value.reshape(-1)
+        return buffer_value(buf)
+
+    def new_buffer(self, shape: Sequence[int], dtype: Any, prefix: str = "t") -> Buffer:
+        self._count[prefix] += 1
+        buf = Buffer(f"{prefix}{self._count[prefix] - 1}", tuple(shape), np.dtype(dtype))
+        self.buffers[buf.name] = buf
+        return buf
+
+    def emit(self, name: str, body: Sequence[Stmt]) -> None:
+        self.steps.append(Kernel(name, self._params(body), tuple(body)))
+
+    def _params(self, body: Sequence[Stmt]) -> tuple[Param, ...]:
+        reads, writes = _buffers_used(body)
+        ordered = [n for n in self.buffers if n in reads or n in writes]
+        return tuple(Param(n, self.buffers[n].dtype, self.buffers[n].size, n in writes)
+                     for n in ordered)
+
+    def materialize(self, x: Lazy, name: str = "copy", out: Buffer | None = None) -> Lazy:
+        """Write ``x`` into a new (or the given) contiguous buffer with one kernel."""
+        if out is None and x.buffer is not None and x.tracker is not None and \
+                len(x.tracker.views) == 1 and x.tracker.views[0].is_contiguous():
+            return x
+        buf = out or self.new_buffer(x.shape, x.dtype)
+        self.emit(name, loop_nest(x.shape, lambda idxs: [
+            Store(buf.name, flat_index(idxs, x.shape), x.read(idxs, None))]))
+        return buffer_value(buf)
+
+    def reduce(self, x: Lazy, op: ScalarOp, axes: Sequence[int], out_dtype: Any,
+               acc_dtype: Any = None, name: str = "reduce",
+               finish: Callable[[Value], Value] | None = None) -> Lazy:
+        """One kernel: ``op``-reduce ``x`` over ``axes`` (kept axes outer, parallel)."""
+        axes = tuple(sorted(axes))
+        kept = [d for d in range(x.ndim) if d not in axes]
+        out_shape = tuple(x.shape[d] for d in kept)
+        acc_dtype = np.dtype(acc_dtype or out_dtype)
+        buf = self.new_buffer(out_shape, out_dtype)
+
+        def outer(kept_idxs: Sequence[Idx]) -> list[Stmt]:
+            def inner(red_idxs: Sequence[Idx]) -> list[Stmt]:
+                full: list[Idx] = [as_idx(0)] * x.ndim
+                for d, i in zip(kept, kept_idxs):
+                    full[d] = i
+                for d, i in zip(axes, red_idxs):
+                    full[d] = i
+                value = x.read(full, None)
+                if value.dtype != acc_dtype:
+                    value = Cast(value, acc_dtype)
+                return [Accumulate("acc", value)]
+            result: Value = AccRef("acc", acc_dtype)
+            if finish is not None:
+                result = finish(result)
+            if result.dtype != buf.dtype:
+                result = Cast(result, buf.dtype)
+            return [DefineAcc("acc", op, acc_dtype),
+                    *loop_nest([x.shape[d] for d in axes], inner, prefix="r", parallel=False),
+                    Store(buf.name, flat_index(kept_idxs, out_shape), result)]
+
+        self.emit(name, loop_nest(out_shape, outer))
+        return buffer_value(buf)
+
+    def library_call(self, name: str, args: Sequence[str], out: Buffer, **params: Any) -> Lazy:
+        self.steps.append(LibraryCall(name, (*args, out.name), tuple(params.items())))
+        return buffer_value(out)
+
+
+def loop_nest(shape: Sequence[int], body: Callable[[list[Idx]], list[Stmt]],
+              prefix: str = "i", parallel: bool = True) -> list[Stmt]:
+    """Nested loops over ``shape`` (outermost first; the outermost marked parallel)."""
+    names = [f"{prefix}{k}" for k in range(len(shape))]
+    stmts = body([var(n) for n in names])
+    for k in reversed(range(len(shape))):
+        stmts = [Loop(names[k], int(shape[k]), tuple(stmts), parallel=parallel and k == 0)]
+    return stmts
+
+
+def flat_index(idxs: Sequence[Idx], shape: Sequence[int]) -> Idx:
+    flat = as_idx(0)
+    for i, st in zip(idxs, row_major_strides(shape)):
+        flat = flat + i * st
+    return flat
+
+
+def _buffers_used(stmts: Sequence[Stmt]) -> tuple[set[str], set[str]]:
+    reads: set[str] = set()
+    writes: set[str] = set()
+
+    def value(v: Any) -> None:
+        if isinstance(v, Load):
+            reads.add(v.buf)
+            index(v.index)
+            if v.mask is not None:
+                index(v.mask)
+        elif isinstance(v, Alu):
+            for a in v.args:
+                value(a)
+        elif isinstance(v, Cast):
+            value(v.x)
+        elif isinstance(v, IndexValue):
+            index(v.index)
+
+    def index(e: Idx) -> None:
+        if e.op == "load":
+            reads.add(e.args[0])
+        for a in e.args:
+            if isinstance(a, Idx):
+                index(a)
+
+    def walk(ss: Sequence[Stmt]) -> None:
+        for s in ss:
+            if isinstance(s, Loop):
+                walk(s.body)
+            elif isinstance(s, Store):
+                writes.add(s.buf)
+                index(s.index)
+                value(s.value)
+            elif isinstance(s, Accumulate):
+                value(s.value)
+
+    walk(stmts)
+    return reads, writes
+
+
+def schedule(closed: ClosedJaxpr) -> Program:
+    """The ``Program`` computing ``closed`` (inputs: its invars; outputs: fresh buffers)."""
+    sched = Scheduler()
+    inputs = [sched.new_buffer(v.aval.shape, v.aval.dtype, prefix="in")
+              for v in closed.jaxpr.invars]
+    results = sched.run_jaxpr(closed, [buffer_value(b) for b in inputs])
+    outputs: list[str] = []
+    for value in results:
+        buf = value.buffer
+        if (buf is not None and buf.name.startswith("t") and buf.name not in outputs
+                and len(value.tracker.views) == 1 and value.tracker.views[0].is_contiguous()):
+            # a temporary already laid out as the output: no copy, only its shape changes
+            sched.buffers[buf.name] = Buffer(buf.name, value.shape, buf.dtype)
+            outputs.append(buf.name)
+            continue
+        out = sched.new_buffer(value.shape, value.dtype, prefix="out")
+        sched.materialize(value, name="output", out=out)
+        outputs.append(out.name)
+    return Program(sched.buffers, [b.name for b in inputs], sched.consts, outputs, sched.steps)
+
+
+__all__ = ["Buffer", "LibraryCall", "Program", "Lazy", "Scheduler", "LoweringError",
+           "buffer_value", "const_value", "elementwise", "reindex", "loop_nest", "flat_index",
+           "schedule"]
