@@ -6,7 +6,9 @@ how CUDA kernels are checked on machines without a GPU. It runs a kernel
 nested loops every value is a numpy array with ``d`` axes (size 1 where the
 value does not depend on a loop), so a whole loop nest costs a handful of
 numpy calls. ``Accumulate`` inside deeper loops than its ``DefineAcc``
-reduces over the axes in between, in one numpy reduction.
+reduces over the axes in between with one numpy ``accumulate``; reading the
+accumulator inside those loops (after the ``Accumulate``) gives the running
+value, which is how cumulative sums are written.
 
 That reading is faithful because kernels are written without loop-carried
 dependences other than accumulators: no iteration reads what another wrote.
@@ -60,6 +62,8 @@ class _Runner:
         self.buffers = buffers
         self.loops: dict[str, np.ndarray] = {}   # loop var -> arange shaped for its depth
         self.accs: dict[str, tuple[ScalarOp, np.ndarray]] = {}
+        # accumulator -> its running values inside the loops that accumulate into it
+        self.running: dict[str, np.ndarray] = {}
 
     # Values computed inside `shape` (the extents of the enclosing loops) have len(shape)
     # axes; `_lift` adds the trailing axes a value made in an outer loop lacks.
@@ -87,11 +91,18 @@ class _Runner:
             elif isinstance(s, Accumulate):
                 op, acc = self.accs[s.name]
                 value = np.broadcast_to(self.value(s.value, len(shape)), shape)
-                inner = tuple(range(acc.ndim, len(shape)))
-                if inner:
-                    value = _REDUCE[op].reduce(value, axis=inner) if value.size else \
-                        np.full(acc.shape, semantics.identity(op, acc.dtype), acc.dtype)
-                self.accs[s.name] = (op, semantics.apply(op, acc.dtype, acc, value))
+                if acc.ndim == len(shape):
+                    self.accs[s.name] = (op, semantics.apply(op, acc.dtype, acc, value))
+                else:
+                    # The loops between the accumulator's definition and here run in
+                    # order: the running value after each iteration is a prefix scan
+                    # along them (row-major), and what the definition level sees is
+                    # the last one.
+                    steps = value.astype(acc.dtype).reshape(acc.shape + (-1,))
+                    running = _REDUCE[op].accumulate(
+                        np.concatenate([acc[..., None], steps], axis=-1), axis=-1)
+                    self.running[s.name] = running[..., 1:].reshape(shape)
+                    self.accs[s.name] = (op, running[..., -1])
             else:
                 raise TypeError(f"kernel IR: unknown statement {s!r}")
 
@@ -140,6 +151,9 @@ class _Runner:
         if isinstance(v, IndexValue):
             return np.asarray(self.index(v.index, depth)).astype(v.dtype)
         if isinstance(v, AccRef):
+            running = self.running.get(v.name)
+            if running is not None and running.ndim == depth:
+                return running  # read inside the accumulating loop: the prefix so far
             return self._lift(self.accs[v.name][1], depth)
         raise TypeError(f"kernel IR: unknown value {v!r}")
 

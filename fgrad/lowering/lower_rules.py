@@ -297,6 +297,65 @@ def _reducer(op: O) -> Callable[..., Lazy]:
     return rule
 
 
+def _argminmax(op: O) -> Callable[..., Lazy]:
+    """Two passes: the extreme value (NaN-propagating), then the first index holding it."""
+    def rule(s: Scheduler, x: Lazy, *, axes: tuple[int, ...], index_dtype: Any) -> Lazy:
+        (axis,) = axes
+        wide = _wide(x.dtype)
+        best = s.reduce(x, op, axes, wide, acc_dtype=wide, name=f"arg{op.name.lower()}_value")
+        kept = tuple(d for d in range(x.ndim) if d != axis)
+        best_b = _broadcast_in_dim(s, best, shape=x.shape, broadcast_dimensions=kept)
+        n = x.shape[axis]
+
+        def read(idxs: Sequence[Idx], valid: Idx | None) -> Value:
+            v, m = x.read(idxs, valid), best_b.read(idxs, valid)
+            v = v if v.dtype == wide else Cast(v, wide)
+            hit = alu(O.CMPEQ, v, m)
+            if wide.kind == "f":  # NaN is the extreme: the first NaN wins
+                hit = alu(O.OR, hit, alu(O.AND, alu(O.CMPNE, v, v), alu(O.CMPNE, m, m)))
+            index = IndexValue(idxs[axis], np.dtype(index_dtype))
+            return alu(O.WHERE, hit, index, Const(np.asarray(n, index_dtype)[()],
+                                                  np.dtype(index_dtype)))
+
+        candidates = Lazy(x.shape, index_dtype, read, cost=x.cost + 4)
+        return s.reduce(candidates, O.MIN, axes, index_dtype, name=f"arg{op.name.lower()}")
+    return rule
+
+
+_CUMULATIVE = {"cumsum": O.ADD, "cumprod": O.MUL, "cummax": O.MAX, "cummin": O.MIN}
+
+
+def _cumulative(op: O) -> Callable[..., Lazy]:
+    """A sequential loop along ``axis`` storing the running accumulator at every step."""
+    def rule(s: Scheduler, x: Lazy, *, axis: int, reverse: bool) -> Lazy:
+        from fgrad.lowering.kernel_ir import AccRef, Accumulate, DefineAcc, Loop, Store, var
+        from fgrad.lowering.schedule import loop_nest
+        wide = _wide(x.dtype)
+        out = s.new_buffer(x.shape, x.dtype)
+        kept = [d for d in range(x.ndim) if d != axis]
+        n = x.shape[axis]
+
+        def body(kept_idxs: list[Idx]) -> list[Any]:
+            j = var("j")
+            pos = j * -1 + (n - 1) if reverse else j
+            full: list[Idx] = [as_idx(0)] * x.ndim
+            for d, i in zip(kept, kept_idxs):
+                full[d] = i
+            full[axis] = pos
+            value = x.read(full, None)
+            value = value if value.dtype == wide else Cast(value, wide)
+            result: Value = AccRef("acc", wide)
+            if result.dtype != x.dtype:
+                result = Cast(result, x.dtype)
+            return [DefineAcc("acc", op, wide),
+                    Loop("j", n, (Accumulate("acc", value),
+                                  Store(out.name, flat_index(full, x.shape), result)))]
+
+        s.emit(f"{op.name.lower()}_scan", loop_nest([x.shape[d] for d in kept], body))
+        return buffer_value(out)
+    return rule
+
+
 # --- dot_general: a batched gemm --------------------------------------------------------------
 
 def _as_matrices(s: Scheduler, x: Lazy, batch: Sequence[int], free: Sequence[int],
@@ -399,6 +458,8 @@ def install() -> None:
     for name, op in (("reduce_sum", O.ADD), ("reduce_max", O.MAX), ("reduce_min", O.MIN),
                      ("reduce_prod", O.MUL), ("reduce_and", O.AND), ("reduce_or", O.OR)):
         rules[name] = _reducer(op)
+    rules["argmax"], rules["argmin"] = _argminmax(O.MAX), _argminmax(O.MIN)
+    rules.update({n: _cumulative(op) for n, op in _CUMULATIVE.items()})
     for name, rule in rules.items():
         if name in prims:
             prims[name].lower = rule
