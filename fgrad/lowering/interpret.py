@@ -81,10 +81,18 @@ class _Runner:
                 self.block(s.body, shape + (s.extent,))
                 del self.loops[s.var]
             elif isinstance(s, Store):
-                index = np.broadcast_to(self.index(s.index, len(shape)), shape)
-                value = np.broadcast_to(self.value(s.value, len(shape)), shape)
+                index = np.broadcast_to(self.index(s.index, len(shape)), shape).ravel()
+                value = np.broadcast_to(self.value(s.value, len(shape)), shape).ravel()
                 out = self.buffers[s.buf]
-                out[index.ravel()] = value.ravel().astype(out.dtype, copy=False)
+                if s.mask is not None:
+                    keep = np.broadcast_to(self.index(s.mask, len(shape)), shape).ravel()
+                    index, value = index[keep.astype(bool)], value[keep.astype(bool)]
+                value = value.astype(out.dtype, copy=False)
+                if s.op is None:
+                    out[index] = value  # repeated indices: the last in loop order wins
+                else:
+                    with np.errstate(all="ignore"):
+                        _REDUCE[s.op].at(out, index, value)
             elif isinstance(s, DefineAcc):
                 init = semantics.identity(s.op, s.dtype)
                 self.accs[s.name] = (s.op, np.full(shape, init, dtype=s.dtype))
@@ -112,7 +120,13 @@ class _Runner:
             return self._lift(self.loops[a[0]], depth)
         if op == "const":
             return np.int64(a[0])
+        if op == "value":
+            return np.asarray(self.value(a[0], depth)).astype(np.int64)
         x, y = self.index(a[0], depth), self.index(a[1], depth)
+        if op == "min":
+            return np.minimum(x, y)
+        if op == "max":
+            return np.maximum(x, y)
         if op == "add":
             return x + y
         if op == "mul":

@@ -63,10 +63,13 @@ ARITY = {**{op: 1 for op in UNARY}, **{op: 2 for op in BINARY}, ScalarOp.WHERE: 
 
 @dataclasses.dataclass(frozen=True)
 class Idx:
-    """An int64 index expression. ``op``: var, const, add, mul, div, mod, lt, ge, eq, and.
+    """An int64 index expression.
 
-    Build them with the helpers below (``var``, ``const``, ``+``, ``*`` ...),
-    which fold constants and drop ``+ 0`` and ``* 1``.
+    ``op``: var, const, add, mul, div, mod, min, max (arithmetic), lt, ge, eq,
+    and (conditions, 0 or 1), or value: an integer ``Value`` computed by the
+    kernel (how gathers and dynamic slices index with data). Build them with
+    the helpers below (``var``, ``const``, ``+``, ``*`` ...), which fold
+    constants and drop ``+ 0`` and ``* 1``.
     """
 
     op: str
@@ -94,6 +97,10 @@ class Idx:
             return a[0]
         if op == "const":
             return str(a[0])
+        if op == "value":
+            return f"(i64){a[0]}"
+        if op in ("min", "max"):
+            return f"{op}({a[0]}, {a[1]})"
         if op == "add":
             rhs = str(a[1])
             return f"{a[0]} - {rhs[1:]}" if rhs.startswith("-") else f"{a[0]} + {rhs}"
@@ -157,6 +164,23 @@ def mod(a: Idx, c: int) -> Idx:
     if a.is_const():
         return const(a.args[0] % c)
     return const(0) if c == 1 else Idx("mod", (a, const(c)))
+
+
+def from_value(v: Any) -> Idx:
+    """An integer ``Value`` (e.g. a ``Load`` from an index buffer) used as an index."""
+    return Idx("value", (v,))
+
+
+def imin(a: Idx | int, b: Idx | int) -> Idx:
+    a, b = as_idx(a), as_idx(b)
+    return const(min(a.args[0], b.args[0])) if a.is_const() and b.is_const() else \
+        Idx("min", (a, b))
+
+
+def imax(a: Idx | int, b: Idx | int) -> Idx:
+    a, b = as_idx(a), as_idx(b)
+    return const(max(a.args[0], b.args[0])) if a.is_const() and b.is_const() else \
+        Idx("max", (a, b))
 
 
 def lt(a: Idx | int, b: Idx | int) -> Idx:
@@ -285,9 +309,14 @@ class Loop:
 
 @dataclasses.dataclass(frozen=True)
 class Store:
+    """``buf[index] = value``; with ``op``, ``buf[index] = op(buf[index], value)``
+    (scatter-add and friends); with ``mask``, only where the mask holds."""
+
     buf: str
     index: Idx
     value: Value
+    op: ScalarOp | None = None
+    mask: Idx | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -357,7 +386,14 @@ def _print_stmts(stmts: Sequence[Stmt], depth: int, lines: list[str],
 
 def _stmt_line(s: Stmt, ops: dict[str, ScalarOp]) -> str:
     if isinstance(s, Store):
-        return f"{s.buf}[{s.index}] = {s.value}"
+        target = f"{s.buf}[{s.index}]"
+        if s.op is None:
+            line = f"{target} = {s.value}"
+        elif not s.op.value.isalpha():
+            line = f"{target} {s.op.value}= {s.value}"
+        else:
+            line = f"{target} = {s.op.value}({target}, {s.value})"
+        return line if s.mask is None else f"if {s.mask}: {line}"
     if isinstance(s, DefineAcc):
         return f"{_short(s.dtype)} {s.name} = identity({s.op.name})"
     if isinstance(s, Accumulate):
@@ -369,6 +405,6 @@ def _stmt_line(s: Stmt, ops: dict[str, ScalarOp]) -> str:
 
 
 __all__ = ["ScalarOp", "UNARY", "BINARY", "COMPARE", "TERNARY", "REDUCE_OPS", "Idx", "var",
-           "const", "as_idx", "lt", "ge", "eq", "all_of", "Const", "Load", "Alu", "Cast",
+           "const", "as_idx", "from_value", "imin", "imax", "lt", "ge", "eq", "all_of", "Const", "Load", "Alu", "Cast",
            "IndexValue", "AccRef", "Value", "alu", "Loop", "Store", "DefineAcc", "Accumulate",
            "Stmt", "Param", "Kernel"]

@@ -23,7 +23,8 @@ import numpy as np
 
 from fgrad.core import dtypes
 from fgrad.lowering.kernel_ir import (
-    Alu, Cast, Const, Idx, IndexValue, ScalarOp, Value, all_of, alu, as_idx, ge, lt)
+    Alu, Cast, Const, Idx, IndexValue, ScalarOp, Value, all_of, alu, as_idx, from_value, ge,
+    imax, imin, lt)
 from fgrad.lowering.schedule import (
     Lazy, Scheduler, buffer_value, elementwise, flat_index, reindex)
 from fgrad.lowering.views import row_major_strides
@@ -356,6 +357,115 @@ def _cumulative(op: O) -> Callable[..., Lazy]:
     return rule
 
 
+# --- indexing: data-dependent indices -----------------------------------------------------------
+
+def _flag(cond: Idx) -> Value:
+    """An index condition (0 or 1) as a bool value, for ``WHERE``."""
+    return Cast(IndexValue(cond, np.dtype(np.int64)), np.dtype(bool))
+
+
+def _coords(indices: Lazy, batch: Sequence[Idx], axes: Sequence[int], shape: Sequence[int],
+            valid: Idx | None) -> tuple[list[Idx], list[Idx]]:
+    """Per indexed axis: the raw coordinate read from ``indices`` and its clamped value."""
+    raw = [from_value(indices.read([*batch, as_idx(k)], valid)) for k in range(len(axes))]
+    clamped = [imin(imax(c, 0), max(shape[a] - 1, 0)) for c, a in zip(raw, axes)]
+    return raw, clamped
+
+
+def _in_bounds(raw: Sequence[Idx], axes: Sequence[int], shape: Sequence[int]) -> Idx | None:
+    return all_of([c for r, a in zip(raw, axes) for c in (ge(r, 0), lt(r, shape[a]))])
+
+
+def _gather(s: Scheduler, operand: Lazy, indices: Lazy, *, axes: tuple[int, ...], mode: str,
+            fill_value: Any) -> Lazy:
+    from fgrad.primitives.indexing import default_fill_value
+    nb = indices.ndim - 1
+    rest = [d for d in range(operand.ndim) if d not in axes]
+    shape = indices.shape[:-1] + tuple(operand.shape[d] for d in rest)
+    fill = default_fill_value(operand.dtype) if fill_value is None else fill_value
+    fill_const = Const(np.asarray(fill).astype(operand.dtype)[()], operand.dtype)
+
+    def read(idxs: Sequence[Idx], valid: Idx | None) -> Value:
+        raw, clamped = _coords(indices, idxs[:nb], axes, operand.shape, valid)
+        src: list[Idx] = [as_idx(0)] * operand.ndim
+        for a, c in zip(axes, clamped):
+            src[a] = c
+        for d, i in zip(rest, idxs[nb:]):
+            src[d] = i
+        if mode != "fill" or not axes:
+            return operand.read(src, valid)
+        inside = _in_bounds(raw, axes, operand.shape)
+        assert inside is not None
+        value = operand.read(src, all_of([c for c in (valid, inside) if c]))
+        return Alu(O.WHERE, (_flag(inside), value, fill_const), operand.dtype)
+
+    return Lazy(shape, operand.dtype, read, cost=operand.cost + indices.cost + 2)
+
+
+_SCATTER = {"scatter": None, "scatter_add": O.ADD, "scatter_mul": O.MUL,
+            "scatter_min": O.MIN, "scatter_max": O.MAX}
+
+
+def _scatter(op: O | None) -> Callable[..., Lazy]:
+    """Copy the operand to a fresh buffer, then one sequential read-modify-write pass."""
+    def rule(s: Scheduler, operand: Lazy, indices: Lazy, updates: Lazy, *,
+             axes: tuple[int, ...], mode: str) -> Lazy:
+        from fgrad.lowering.kernel_ir import Store
+        from fgrad.lowering.schedule import loop_nest
+        out = s.new_buffer(operand.shape, operand.dtype)
+        s.materialize(operand, name="scatter_copy", out=out)
+        combine = op
+        if operand.dtype == np.bool_ and op in (O.ADD, O.MUL):
+            combine = O.OR if op is O.ADD else O.AND  # numpy's add/multiply on bools
+        nb = indices.ndim - 1
+        rest = [d for d in range(operand.ndim) if d not in axes]
+
+        def body(idxs: list[Idx]) -> list[Any]:
+            raw, clamped = _coords(indices, idxs[:nb], axes, operand.shape, None)
+            target: list[Idx] = [as_idx(0)] * operand.ndim
+            for a, c in zip(axes, clamped):
+                target[a] = c
+            for d, i in zip(rest, idxs[nb:]):
+                target[d] = i
+            mask = _in_bounds(raw, axes, operand.shape) if mode == "drop" else None
+            return [Store(out.name, flat_index(target, operand.shape),
+                          updates.read(idxs, None), op=combine, mask=mask)]
+
+        # sequential: later updates to one position see (or overwrite) earlier ones
+        s.emit(f"{'scatter' if op is None else 'scatter_' + op.name.lower()}",
+               loop_nest(updates.shape, body, parallel=False))
+        return buffer_value(out)
+    return rule
+
+
+def _starts(starts: Sequence[Lazy], shape: Sequence[int], sizes: Sequence[int],
+            valid: Idx | None) -> list[Idx]:
+    """Start indices clamped so the window stays in bounds (XLA's rule)."""
+    return [imin(imax(from_value(st.read([], valid)), 0), n - k)
+            for st, n, k in zip(starts, shape, sizes)]
+
+
+def _dynamic_slice(s: Scheduler, operand: Lazy, *starts: Lazy,
+                   slice_sizes: tuple[int, ...]) -> Lazy:
+    def read(idxs: Sequence[Idx], valid: Idx | None) -> Value:
+        begin = _starts(starts, operand.shape, slice_sizes, valid)
+        return operand.read([b + i for b, i in zip(begin, idxs)], valid)
+    return Lazy(slice_sizes, operand.dtype, read, cost=operand.cost + 1)
+
+
+def _dynamic_update_slice(s: Scheduler, operand: Lazy, update: Lazy, *starts: Lazy) -> Lazy:
+    def read(idxs: Sequence[Idx], valid: Idx | None) -> Value:
+        begin = _starts(starts, operand.shape, update.shape, valid)
+        inside = all_of([c for b, i, k in zip(begin, idxs, update.shape)
+                         for c in (ge(i, b), lt(i, b + k))])
+        if inside is None:  # a 0-d update replaces the whole (0-d) operand
+            return update.read([], valid)
+        new = update.read([i + b * -1 for b, i in zip(begin, idxs)],
+                          all_of([c for c in (valid, inside) if c]))
+        return Alu(O.WHERE, (_flag(inside), new, operand.read(idxs, valid)), operand.dtype)
+    return Lazy(operand.shape, operand.dtype, read, cost=operand.cost + update.cost + 2)
+
+
 # --- dot_general: a batched gemm --------------------------------------------------------------
 
 def _as_matrices(s: Scheduler, x: Lazy, batch: Sequence[int], free: Sequence[int],
@@ -459,6 +569,9 @@ def install() -> None:
                      ("reduce_prod", O.MUL), ("reduce_and", O.AND), ("reduce_or", O.OR)):
         rules[name] = _reducer(op)
     rules["argmax"], rules["argmin"] = _argminmax(O.MAX), _argminmax(O.MIN)
+    rules.update({n: _scatter(op) for n, op in _SCATTER.items()})
+    rules.update(gather=_gather, dynamic_slice=_dynamic_slice,
+                 dynamic_update_slice=_dynamic_update_slice)
     rules.update({n: _cumulative(op) for n, op in _CUMULATIVE.items()})
     for name, rule in rules.items():
         if name in prims:

@@ -338,8 +338,8 @@ def _buffers_used(stmts: Sequence[Stmt]) -> tuple[set[str], set[str]]:
             index(v.index)
 
     def index(e: Idx) -> None:
-        if e.op == "load":
-            reads.add(e.args[0])
+        if e.op == "value":
+            value(e.args[0])
         for a in e.args:
             if isinstance(a, Idx):
                 index(a)
@@ -350,8 +350,12 @@ def _buffers_used(stmts: Sequence[Stmt]) -> tuple[set[str], set[str]]:
                 walk(s.body)
             elif isinstance(s, Store):
                 writes.add(s.buf)
+                if s.op is not None:
+                    reads.add(s.buf)
                 index(s.index)
                 value(s.value)
+                if s.mask is not None:
+                    index(s.mask)
             elif isinstance(s, Accumulate):
                 value(s.value)
 

@@ -74,9 +74,12 @@ class KernelRenderer:
                     self.loops[s.var] = i
                     self.block(s.body)
             elif isinstance(s, Store):
-                dtype = self.dtypes[s.buf]
-                value = self.to_memory(self.value(s.value), dtype)
-                b.store(value, self.address(s.buf, self.index(s.index)))
+                if s.mask is None:
+                    self.store(s)
+                else:
+                    flag = b.icmp_signed("!=", self.index(s.mask), ir.Constant(I64, 0))
+                    with b.if_then(flag):
+                        self.store(s)
             elif isinstance(s, DefineAcc):
                 slot = entry_alloca(b, llvm_type(s.dtype), name=s.name)
                 b.store(self.const(identity(s.op, s.dtype), s.dtype), slot)
@@ -87,6 +90,16 @@ class KernelRenderer:
                 b.store(self.alu(op, [acc, self.value(s.value)], dtype, dtype), slot)
             else:
                 raise TypeError(f"cpu backend: unknown statement {s!r}")
+
+    def store(self, s: Store) -> None:
+        b, dtype = self.builder, self.dtypes[s.buf]
+        address = self.address(s.buf, self.index(s.index))
+        value = self.value(s.value)
+        if s.op is not None:  # read-modify-write (scatter-add and friends)
+            old = b.load(address, typ=llvm_type(dtype, in_memory=True))
+            old = b.trunc(old, I1) if dtype == np.bool_ else old
+            value = self.alu(s.op, [old, value], dtype, dtype)
+        b.store(self.to_memory(value, dtype), address)
 
     # --- values ---------------------------------------------------------------------------------
     def value(self, v: Value) -> ir.Value:
@@ -140,7 +153,13 @@ class KernelRenderer:
             return self.loops[a[0]]
         if op == "const":
             return ir.Constant(I64, a[0])
+        if op == "value":
+            v = a[0]
+            return self.cast(self.value(v), v.dtype, np.dtype(np.int64))
         x, y = self.index(a[0]), self.index(a[1])
+        if op in ("min", "max"):
+            first = b.icmp_signed("<" if op == "min" else ">", x, y)
+            return b.select(first, x, y)
         if op in ("add", "mul"):
             return (b.add if op == "add" else b.mul)(x, y, flags=["nsw"])
         if op in ("div", "mod"):
