@@ -4,3 +4,4 @@
 
 from fgrad.primitives.control_flow.conditionals import *  # noqa: F401, F403
 from fgrad.primitives.control_flow.loops import *  # noqa: F401, F403
+from fgrad.primitives.control_flow.scan import *  # noqa: F401, F403
