@@ -196,12 +196,28 @@ def run_program(program: Any, args: Any) -> list[np.ndarray]:
     for name, buf in program.buffers.items():
         if name not in buffers:
             buffers[name] = np.zeros(buf.size, buf.dtype)
-    for step in program.steps:
+    _run_steps(program.steps, buffers)
+    return [buffers[n].reshape(program.buffers[n].shape) for n in program.outputs]
+
+
+def _run_steps(steps: Any, buffers: dict[str, np.ndarray]) -> None:
+    from fgrad.lowering.schedule import Branch, Repeat, WhileLoop
+    for step in steps:
         if isinstance(step, Kernel):
             run_kernel(step, {p.name: buffers[p.name] for p in step.params})
+        elif isinstance(step, Branch):
+            _run_steps(step.branches[int(buffers[step.index][0])], buffers)
+        elif isinstance(step, Repeat):
+            for i in range(step.length):
+                buffers[step.counter][0] = i
+                _run_steps(step.body, buffers)
+        elif isinstance(step, WhileLoop):
+            _run_steps(step.cond, buffers)
+            while bool(buffers[step.pred][0]):
+                _run_steps(step.body, buffers)
+                _run_steps(step.cond, buffers)
         else:
             LIBRARY[step.name](step, buffers)
-    return [buffers[n].reshape(program.buffers[n].shape) for n in program.outputs]
 
 
 def _gemm(call: Any, buffers: dict[str, np.ndarray]) -> None:

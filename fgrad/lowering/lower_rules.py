@@ -573,8 +573,10 @@ def install() -> None:
     rules.update(gather=_gather, dynamic_slice=_dynamic_slice,
                  dynamic_update_slice=_dynamic_update_slice)
     rules.update({n: _cumulative(op) for n, op in _CUMULATIVE.items()})
+    from fgrad.lowering.lower_control import RULES as control_rules
     from fgrad.lowering.lower_windowed import RULES as windowed_rules
     rules.update(windowed_rules)
+    rules.update(control_rules)
     for name, rule in rules.items():
         if name in prims:
             prims[name].lower = rule

@@ -28,10 +28,11 @@ its work). Each primitive's ``lower`` slot holds its rule:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections import Counter
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence, Union
 
 import numpy as np
 
@@ -73,7 +74,53 @@ class LibraryCall:
         return f"{self.args[-1]} = {self.name}({', '.join(self.args[:-1])}; {params})"
 
 
-Step = Kernel | LibraryCall
+@dataclasses.dataclass(frozen=True)
+class Branch:
+    """Run ``branches[i]`` where ``i`` is the int32 in buffer ``index`` (``cond``, ``switch``)."""
+
+    index: str
+    branches: tuple[tuple[Step, ...], ...]
+
+    def __str__(self) -> str:
+        parts = [f"switch {self.index}[0]:"]
+        for i, steps in enumerate(self.branches):
+            parts.append(f"  case {i}:")
+            parts.extend("    " + line for step in steps for line in str(step).splitlines())
+        return "\n".join(parts)
+
+
+@dataclasses.dataclass(frozen=True)
+class Repeat:
+    """Run ``body`` ``length`` times, with the step number in int64 buffer ``counter``
+    (``scan``: the body's kernels read the step to index ``xs`` and ``ys``)."""
+
+    counter: str
+    length: int
+    body: tuple[Step, ...]
+
+    def __str__(self) -> str:
+        lines = [f"repeat {self.counter}[0] in 0..{self.length}:"]
+        lines.extend("  " + line for step in self.body for line in str(step).splitlines())
+        return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class WhileLoop:
+    """Run ``cond`` (which writes the bool buffer ``pred``), and ``body`` while it is true."""
+
+    cond: tuple[Step, ...]
+    pred: str
+    body: tuple[Step, ...]
+
+    def __str__(self) -> str:
+        lines = ["while:"]
+        lines.extend("  " + line for step in self.cond for line in str(step).splitlines())
+        lines.append(f"  while {self.pred}[0] do:")
+        lines.extend("    " + line for step in self.body for line in str(step).splitlines())
+        return "\n".join(lines)
+
+
+Step = Union[Kernel, LibraryCall, Branch, Repeat, WhileLoop]
 
 
 @dataclasses.dataclass
@@ -245,6 +292,16 @@ class Scheduler:
         self.buffers[buf.name] = buf
         return buf
 
+    @contextlib.contextmanager
+    def collect(self) -> Iterator[list[Step]]:
+        """Steps emitted inside the ``with`` block go to the yielded list (a branch or a
+        loop body), not to the program's top level."""
+        outer, self.steps = self.steps, []
+        try:
+            yield self.steps
+        finally:
+            self.steps = outer
+
     def emit(self, name: str, body: Sequence[Stmt]) -> None:
         self.steps.append(Kernel(name, self._params(body), tuple(body)))
 
@@ -384,6 +441,6 @@ def schedule(closed: ClosedJaxpr) -> Program:
     return Program(sched.buffers, [b.name for b in inputs], sched.consts, outputs, sched.steps)
 
 
-__all__ = ["Buffer", "LibraryCall", "Program", "Lazy", "Scheduler", "LoweringError",
+__all__ = ["Buffer", "LibraryCall", "Branch", "Repeat", "WhileLoop", "Step", "Program", "Lazy", "Scheduler", "LoweringError",
            "buffer_value", "const_value", "elementwise", "reindex", "loop_nest", "flat_index",
            "schedule"]

@@ -26,7 +26,7 @@ from fgrad.lowering.cpu_llvm.irutil import (
 from fgrad.lowering.kernel_ir import (
     AccRef, Accumulate, Alu, Cast, Const, DefineAcc, Idx, IndexValue, Kernel, Load, Loop,
     ScalarOp, Stmt, Store, Value)
-from fgrad.lowering.schedule import LibraryCall, Program
+from fgrad.lowering.schedule import Branch, LibraryCall, Program, Repeat, WhileLoop
 from fgrad.lowering.semantics import identity
 
 O = ScalarOp
@@ -312,16 +312,51 @@ def render_program(program: Program, entry_name: str = ENTRY) -> ir.Module:
     for i, name in enumerate(names):
         slot = b.gep(entry.args[0], [ir.Constant(I64, i)], inbounds=True, source_etype=PTR)
         ptrs[name] = b.load(slot, typ=PTR, name=name)
-    for k, step in enumerate(program.steps):
+    _render_steps(module, b, program.steps, ptrs, program, [0])
+    b.ret_void()
+    return module
+
+
+def _render_steps(module: ir.Module, b: ir.IRBuilder, steps: Any, ptrs: dict[str, ir.Value],
+                  program: Program, count: list[int]) -> None:
+    """The entry point's body: kernel calls, BLAS calls and native control flow."""
+    for step in steps:
         if isinstance(step, Kernel):
-            fn = KernelRenderer(module, step, f"k{k}_{step.name}").render()
+            count[0] += 1
+            fn = KernelRenderer(module, step, f"k{count[0]}_{step.name}").render()
             b.call(fn, [ptrs[p.name] for p in step.params])
         elif isinstance(step, LibraryCall) and step.name == "gemm":
             _render_gemm(module, b, step, ptrs, program)
+        elif isinstance(step, Branch):  # cond / switch: a native switch on the index
+            index = b.load(ptrs[step.index], typ=ir.IntType(32))
+            end = b.append_basic_block("branch.end")
+            cases = [b.append_basic_block(f"branch.case{i}") for i in range(len(step.branches))]
+            switch = b.switch(index, cases[-1])
+            for i, (block, body) in enumerate(zip(cases, step.branches)):
+                switch.add_case(ir.Constant(ir.IntType(32), i), block)
+                b.position_at_end(block)
+                _render_steps(module, b, body, ptrs, program, count)
+                b.branch(end)
+            b.position_at_end(end)
+        elif isinstance(step, Repeat):  # scan: a native loop storing its step number
+            with for_range(b, step.length, "step") as i:
+                b.store(i, ptrs[step.counter])
+                _render_steps(module, b, step.body, ptrs, program, count)
+        elif isinstance(step, WhileLoop):
+            header = b.append_basic_block("while.cond")
+            body = b.append_basic_block("while.body")
+            end = b.append_basic_block("while.end")
+            b.branch(header)
+            b.position_at_end(header)
+            _render_steps(module, b, step.cond, ptrs, program, count)
+            flag = b.load(ptrs[step.pred], typ=I8)
+            b.cbranch(b.icmp_unsigned("!=", flag, ir.Constant(I8, 0)), body, end)
+            b.position_at_end(body)
+            _render_steps(module, b, step.body, ptrs, program, count)
+            b.branch(header)
+            b.position_at_end(end)
         else:
-            raise NotImplementedError(f"cpu backend: no rendering for library call {step.name}")
-    b.ret_void()
-    return module
+            raise NotImplementedError(f"cpu backend: no rendering for step {step!r}")
 
 
 def _render_gemm(module: ir.Module, b: ir.IRBuilder, call: LibraryCall,
