@@ -16,3 +16,5 @@ from fgrad.primitives.linalg import *  # noqa: F401, F403
 from fgrad.primitives.conv import *  # noqa: F401, F403
 from fgrad.primitives.windowed import *  # noqa: F401, F403
 from fgrad.primitives.control_flow import *  # noqa: F401, F403
+from fgrad.primitives.random import (  # noqa: F401
+    bitcast_convert_type, shift_left, shift_right_logical)

@@ -7,6 +7,6 @@ primitive, its strict wrapper and every rule side by side; start reading at
 
 from fgrad.primitives import rules  # noqa: F401
 from fgrad.primitives import elementwise, shape, reductions  # noqa: F401
-from fgrad.primitives import indexing, linalg, conv, windowed  # noqa: F401
+from fgrad.primitives import indexing, linalg, conv, windowed, random  # noqa: F401
 from fgrad.primitives import custom_derivatives, control_flow  # noqa: F401
 from fgrad.core.primitive import all_primitives  # noqa: F401
