@@ -26,7 +26,8 @@ from fgrad.lowering.kernel_ir import (
     ScalarOp, Stmt, Store, Value)
 
 _REDUCE = {ScalarOp.ADD: np.add, ScalarOp.MUL: np.multiply, ScalarOp.MAX: np.maximum,
-           ScalarOp.MIN: np.minimum, ScalarOp.AND: np.bitwise_and, ScalarOp.OR: np.bitwise_or}
+           ScalarOp.MIN: np.minimum, ScalarOp.AND: np.bitwise_and, ScalarOp.OR: np.bitwise_or,
+           ScalarOp.LOGADDEXP: np.logaddexp}
 
 
 class KernelArgumentError(ValueError):
@@ -74,6 +75,7 @@ class _Runner:
 
     def block(self, stmts: tuple[Stmt, ...], shape: tuple[int, ...]) -> None:
         for s in stmts:
+            self.memo: dict[Any, Any] = {}
             if isinstance(s, Loop):
                 depth = len(shape)
                 self.loops[s.var] = np.arange(s.extent, dtype=np.int64).reshape(
@@ -146,6 +148,17 @@ class _Runner:
         raise ValueError(f"kernel IR: unknown index op {op!r}")
 
     def value(self, v: Value, depth: int) -> Any:
+        # memoized per statement: expressions are DAGs whose shared nodes must be
+        # evaluated once (the threefry rounds reuse every intermediate twice)
+        key = (id(v), depth)
+        hit = self.memo.get(key)
+        if hit is not None and hit[0] is v:
+            return hit[1]
+        out = self._value(v, depth)
+        self.memo[key] = (v, out)
+        return out
+
+    def _value(self, v: Value, depth: int) -> Any:
         if isinstance(v, Const):
             return np.asarray(v.value, dtype=v.dtype)
         if isinstance(v, Load):

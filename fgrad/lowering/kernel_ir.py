@@ -36,27 +36,33 @@ class ScalarOp(enum.Enum):
     NEG = "neg"; ABS = "abs"; EXP = "exp"; LOG = "log"; LOG1P = "log1p"; EXPM1 = "expm1"  # noqa: E702
     SIN = "sin"; COS = "cos"; TANH = "tanh"; SQRT = "sqrt"; RSQRT = "rsqrt"  # noqa: E702
     FLOOR = "floor"; CEIL = "ceil"; ROUND = "round"; NOT = "not"  # noqa: E702
+    ERF = "erf"; ERFC = "erfc"; LGAMMA = "lgamma"  # noqa: E702  (special functions: libm)
     # binary
     ADD = "+"; SUB = "-"; MUL = "*"; DIV = "/"; REM = "%"; POW = "pow"  # noqa: E702
     MAX = "max"; MIN = "min"; ATAN2 = "atan2"; AND = "&"; OR = "|"; XOR = "^"  # noqa: E702
+    NEXTAFTER = "nextafter"; LOGADDEXP = "logaddexp"; SHL = "<<"; SHR = ">>"  # noqa: E702
     # comparisons (result bool)
     CMPLT = "<"; CMPLE = "<="; CMPEQ = "=="; CMPNE = "!="  # noqa: E702
     # ternary
-    WHERE = "where"
+    WHERE = "where"; FMA = "fma"  # noqa: E702
+    # reinterpretation: the Alu's dtype is the target (same bit width)
+    BITCAST = "bitcast"
 
 
 UNARY = frozenset({ScalarOp.NEG, ScalarOp.ABS, ScalarOp.EXP, ScalarOp.LOG, ScalarOp.LOG1P,
                    ScalarOp.EXPM1, ScalarOp.SIN, ScalarOp.COS, ScalarOp.TANH, ScalarOp.SQRT,
-                   ScalarOp.RSQRT, ScalarOp.FLOOR, ScalarOp.CEIL, ScalarOp.ROUND, ScalarOp.NOT})
+                   ScalarOp.RSQRT, ScalarOp.FLOOR, ScalarOp.CEIL, ScalarOp.ROUND, ScalarOp.NOT,
+                   ScalarOp.ERF, ScalarOp.ERFC, ScalarOp.LGAMMA, ScalarOp.BITCAST})
 COMPARE = frozenset({ScalarOp.CMPLT, ScalarOp.CMPLE, ScalarOp.CMPEQ, ScalarOp.CMPNE})
 BINARY = frozenset({ScalarOp.ADD, ScalarOp.SUB, ScalarOp.MUL, ScalarOp.DIV, ScalarOp.REM,
                     ScalarOp.POW, ScalarOp.MAX, ScalarOp.MIN, ScalarOp.ATAN2, ScalarOp.AND,
-                    ScalarOp.OR, ScalarOp.XOR}) | COMPARE
-TERNARY = frozenset({ScalarOp.WHERE})
+                    ScalarOp.OR, ScalarOp.XOR, ScalarOp.NEXTAFTER, ScalarOp.LOGADDEXP,
+                    ScalarOp.SHL, ScalarOp.SHR}) | COMPARE
+TERNARY = frozenset({ScalarOp.WHERE, ScalarOp.FMA})
 # Ops a reduction may accumulate with (each has an identity, see semantics.py).
 REDUCE_OPS = frozenset({ScalarOp.ADD, ScalarOp.MUL, ScalarOp.MAX, ScalarOp.MIN, ScalarOp.AND,
-                        ScalarOp.OR})
-ARITY = {**{op: 1 for op in UNARY}, **{op: 2 for op in BINARY}, ScalarOp.WHERE: 3}
+                        ScalarOp.OR, ScalarOp.LOGADDEXP})
+ARITY = {**{op: 1 for op in UNARY}, **{op: 2 for op in BINARY}, **{op: 3 for op in TERNARY}}
 
 
 # --- index expressions -----------------------------------------------------------------------
@@ -244,14 +250,9 @@ class Alu:
     dtype: np.dtype
 
     def __str__(self) -> str:
-        a = [str(x) for x in self.args]
-        if self.op is ScalarOp.WHERE:
-            return f"({a[0]} ? {a[1]} : {a[2]})"
-        if self.op in BINARY and not self.op.value.isalpha():
-            return f"({a[0]} {self.op.value} {a[1]})"
-        if self.op is ScalarOp.NEG:
-            return f"-{a[0]}"
-        return f"{self.op.value}({', '.join(a)})"
+        lets: list[str] = []
+        names = _shared_names([self], lets)
+        return "; ".join(lets + [_fmt(self, names)])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,7 +261,7 @@ class Cast:
     dtype: np.dtype
 
     def __str__(self) -> str:
-        return f"({_short(self.dtype)}){self.x}"
+        return _fmt(self, {})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -373,35 +374,85 @@ def _print_stmts(stmts: Sequence[Stmt], depth: int, lines: list[str],
         if isinstance(s, Loop):
             kind = "parallel for" if s.parallel else "for"
             inner = s.body
-            if len(inner) == 1 and not isinstance(inner[0], Loop):
-                lines.append(f"{pad}{kind} {s.var} in 0..{s.extent}: {_stmt_line(inner[0], ops)}")
+            single = _stmt_lines(inner[0], ops) if len(inner) == 1 and not isinstance(
+                inner[0], Loop) else None
+            if single is not None and len(single) == 1:
+                lines.append(f"{pad}{kind} {s.var} in 0..{s.extent}: {single[0]}")
             else:
                 lines.append(f"{pad}{kind} {s.var} in 0..{s.extent}:")
                 _print_stmts(inner, depth + 1, lines, ops)
         else:
             if isinstance(s, DefineAcc):
                 ops[s.name] = s.op
-            lines.append(pad + _stmt_line(s, ops))
+            lines.extend(pad + line for line in _stmt_lines(s, ops))
 
 
-def _stmt_line(s: Stmt, ops: dict[str, ScalarOp]) -> str:
+def _stmt_lines(s: Stmt, ops: dict[str, ScalarOp]) -> list[str]:
+    """The statement, preceded by ``let`` lines naming its shared subexpressions."""
+    lets: list[str] = []
+    values = [s.value] if isinstance(s, (Store, Accumulate)) else []
+    names = _shared_names(values, lets)
+    fmt = lambda v: _fmt(v, names)  # noqa: E731
     if isinstance(s, Store):
         target = f"{s.buf}[{s.index}]"
         if s.op is None:
-            line = f"{target} = {s.value}"
+            line = f"{target} = {fmt(s.value)}"
         elif not s.op.value.isalpha():
-            line = f"{target} {s.op.value}= {s.value}"
+            line = f"{target} {s.op.value}= {fmt(s.value)}"
         else:
-            line = f"{target} = {s.op.value}({target}, {s.value})"
-        return line if s.mask is None else f"if {s.mask}: {line}"
+            line = f"{target} = {s.op.value}({target}, {fmt(s.value)})"
+        return lets + [line if s.mask is None else f"if {s.mask}: {line}"]
     if isinstance(s, DefineAcc):
-        return f"{_short(s.dtype)} {s.name} = identity({s.op.name})"
+        return [f"{_short(s.dtype)} {s.name} = identity({s.op.name})"]
     if isinstance(s, Accumulate):
         op = ops.get(s.name)
         if op is not None and not op.value.isalpha():
-            return f"{s.name} {op.value}= {s.value}"
-        return f"{s.name} = {op.value if op else '?'}({s.name}, {s.value})"
-    return str(s)  # a nested Loop printed inline is never produced by _print_stmts
+            return lets + [f"{s.name} {op.value}= {fmt(s.value)}"]
+        return lets + [f"{s.name} = {op.value if op else '?'}({s.name}, {fmt(s.value)})"]
+    return [str(s)]
+
+
+def _shared_names(values: Sequence[Value], lets: list[str]) -> dict[int, str]:
+    """Name every operation used more than once (expressions are DAGs); fill ``lets``."""
+    counts: dict[int, int] = {}
+    order: list[Value] = []
+
+    def count(v: Any) -> None:
+        counts[id(v)] = counts.get(id(v), 0) + 1
+        if counts[id(v)] > 1:
+            return
+        for child in (v.args if isinstance(v, Alu) else (v.x,) if isinstance(v, Cast) else ()):
+            count(child)
+        order.append(v)  # post-order: children before parents
+
+    for v in values:
+        count(v)
+    names: dict[int, str] = {}
+    for v in order:
+        if counts[id(v)] > 1 and isinstance(v, (Alu, Cast)):
+            lets.append(f"let v{len(names)} = {_fmt(v, names)}")
+            names[id(v)] = f"v{len(names)}"
+    return names
+
+
+def _fmt(v: Any, names: dict[int, str]) -> str:
+    name = names.get(id(v))
+    if name is not None:
+        return name
+    if isinstance(v, Alu):
+        a = [_fmt(x, names) for x in v.args]
+        if v.op is ScalarOp.WHERE:
+            return f"({a[0]} ? {a[1]} : {a[2]})"
+        if v.op in BINARY and not v.op.value.isalpha():
+            return f"({a[0]} {v.op.value} {a[1]})"
+        if v.op is ScalarOp.NEG:
+            return f"-{a[0]}"
+        if v.op is ScalarOp.BITCAST:
+            return f"bitcast<{_short(v.dtype)}>({a[0]})"
+        return f"{v.op.value}({', '.join(a)})"
+    if isinstance(v, Cast):
+        return f"({_short(v.dtype)}){_fmt(v.x, names)}"
+    return str(v)
 
 
 __all__ = ["ScalarOp", "UNARY", "BINARY", "COMPARE", "TERNARY", "REDUCE_OPS", "Idx", "var",

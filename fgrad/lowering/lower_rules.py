@@ -149,13 +149,67 @@ def _asinh(x: Value) -> Value:
 
 _COMPOSITE["asinh"] = _asinh
 
+
+def _poly(coeffs: Sequence[float], w: Value) -> Value:
+    """Horner: ``coeffs[0] * w^(n-1) + ... + coeffs[-1]``."""
+    p: Value = _c(coeffs[0], w)
+    for c in coeffs[1:]:
+        p = alu(O.ADD, _c(c, w), alu(O.MUL, p, w))
+    return p
+
+
+# Giles, "Approximating the erfinv function" (GPU Computing Gems, 2011), single precision.
+_ERFINV_CENTRAL = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06,
+                   0.00021858087, -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
+_ERFINV_TAIL = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844,
+                0.00573950773, -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
+
+
+def _erf_inv(y: Value) -> Value:
+    """Giles' approximation, then two Newton steps on erf (exact to the last bits in f64)."""
+    one = _c(1.0, y)
+    w = alu(O.NEG, alu(O.LOG, alu(O.MUL, alu(O.SUB, one, y), alu(O.ADD, one, y))))
+    central = _poly(_ERFINV_CENTRAL, alu(O.SUB, w, _c(2.5, y)))
+    tail = _poly(_ERFINV_TAIL, alu(O.SUB, alu(O.SQRT, w), _c(3.0, y)))
+    x = alu(O.MUL, alu(O.WHERE, alu(O.CMPLT, w, _c(5.0, y)), central, tail), y)
+    for _ in range(2):
+        slope = alu(O.MUL, _c(2 / np.sqrt(np.pi), y), alu(O.EXP, alu(O.NEG, alu(O.MUL, x, x))))
+        x = alu(O.SUB, x, alu(O.DIV, alu(O.SUB, alu(O.ERF, x), y), slope))
+    edge = alu(O.CMPEQ, alu(O.ABS, y), one)  # erf_inv(±1) = ±inf
+    return alu(O.WHERE, edge, alu(O.MUL, y, _c(np.inf, y)), x)
+
+
+def _digamma(x: Value) -> Value:
+    """Reflection below 1/2, a shift by 6, then the asymptotic series of psi."""
+    half, one = _c(0.5, x), _c(1.0, x)
+    reflect = alu(O.CMPLT, x, half)
+    y = alu(O.WHERE, reflect, alu(O.SUB, one, x), x)
+    shift: Value = _c(0.0, x)
+    for k in range(6):
+        shift = alu(O.ADD, shift, alu(O.DIV, one, alu(O.ADD, y, _c(k, x))))
+    z = alu(O.ADD, y, _c(6.0, x))
+    inv2 = alu(O.DIV, one, alu(O.MUL, z, z))
+    series = alu(O.MUL, inv2, _poly((-691 / 32760, 1 / 132, -1 / 240, 1 / 252, -1 / 120, 1 / 12),
+                                    inv2))
+    psi = alu(O.SUB, alu(O.SUB, alu(O.SUB, alu(O.LOG, z), alu(O.DIV, half, z)), series), shift)
+    pi = _c(np.pi, x)
+    reflected = alu(O.SUB, psi, alu(O.DIV, pi, alu(O.DIV, alu(O.SIN, alu(O.MUL, pi, x)),
+                                                   alu(O.COS, alu(O.MUL, pi, x)))))
+    return alu(O.WHERE, reflect, reflected, psi)
+
+
+_COMPOSITE["erf_inv"] = _erf_inv
+_COMPOSITE["digamma"] = _digamma
+
 _UNARY = {"neg": O.NEG, "abs": O.ABS, "exp": O.EXP, "log": O.LOG, "log1p": O.LOG1P,
           "expm1": O.EXPM1, "sin": O.SIN, "cos": O.COS, "tanh": O.TANH, "sqrt": O.SQRT,
-          "rsqrt": O.RSQRT, "floor": O.FLOOR, "ceil": O.CEIL, "not": O.NOT}
+          "rsqrt": O.RSQRT, "floor": O.FLOOR, "ceil": O.CEIL, "not": O.NOT, "erf": O.ERF,
+          "erfc": O.ERFC, "lgamma": O.LGAMMA}
 _BINARY = {"add": O.ADD, "sub": O.SUB, "mul": O.MUL, "div": O.DIV, "rem": O.REM, "pow": O.POW,
            "max": O.MAX, "min": O.MIN, "atan2": O.ATAN2, "and": O.AND, "or": O.OR,
            "xor": O.XOR, "eq": O.CMPEQ, "ne": O.CMPNE, "lt": O.CMPLT, "le": O.CMPLE,
-           "add_any": O.ADD}
+           "add_any": O.ADD, "nextafter": O.NEXTAFTER, "shift_left": O.SHL,
+           "shift_right_logical": O.SHR}
 _SWAPPED = {"gt": O.CMPLT, "ge": O.CMPLE}  # x > y is y < x
 
 
@@ -179,6 +233,53 @@ def _convert(s: Scheduler, x: Lazy, *, new_dtype: Any, weak_type: bool) -> Lazy:
             return alu(O.CMPNE, v, _c(0, v))
         return Cast(v, new_dtype)
     return elementwise(fn, x, dtype=new_dtype)
+
+
+def _bitcast(s: Scheduler, x: Lazy, *, new_dtype: Any) -> Lazy:
+    new_dtype = np.dtype(new_dtype)
+    return elementwise(lambda v: Alu(O.BITCAST, (v,), new_dtype), x, dtype=new_dtype)
+
+
+def _fma(s: Scheduler, x: Lazy, y: Lazy, z: Lazy) -> Lazy:
+    if x.dtype.itemsize == 2:  # XLA rounds each step for 16-bit floats (so does the impl)
+        return _map(lambda a, b, c: alu(O.ADD, alu(O.MUL, a, b), c), x, y, z)
+    return elementwise(lambda a, b, c: alu(O.FMA, a, b, c), x, y, z)
+
+
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+
+
+def _threefry2x32(s: Scheduler, k1: Lazy, k2: Lazy, x1: Lazy, x2: Lazy) -> list[Lazy]:
+    """Both outputs from one kernel (the compiler shares the 20 rounds between the stores)."""
+    from fgrad.lowering.kernel_ir import Store
+    from fgrad.lowering.schedule import loop_nest
+    u32 = np.dtype(np.uint32)
+
+    def c(v: int) -> Const:
+        return Const(np.uint32(v), u32)
+
+    def rounds(idxs: Sequence[Idx]) -> tuple[Value, Value]:
+        key1, key2 = k1.read(idxs, None), k2.read(idxs, None)
+        ks = (key1, key2, alu(O.XOR, alu(O.XOR, key1, key2), c(0x1BD11BDA)))
+        a, b = alu(O.ADD, x1.read(idxs, None), ks[0]), alu(O.ADD, x2.read(idxs, None), ks[1])
+        for group in range(5):
+            for r in _ROTATIONS[group % 2]:
+                a = alu(O.ADD, a, b)
+                b = alu(O.OR, alu(O.SHL, b, c(r)), alu(O.SHR, b, c(32 - r)))
+                b = alu(O.XOR, a, b)
+            a = alu(O.ADD, a, ks[(group + 1) % 3])
+            b = alu(O.ADD, alu(O.ADD, b, ks[(group + 2) % 3]), c(group + 1))
+        return a, b
+
+    outs = [s.new_buffer(k1.shape, u32), s.new_buffer(k1.shape, u32)]
+
+    def body(idxs: list[Idx]) -> list[Any]:
+        a, b = rounds(idxs)
+        at = flat_index(idxs, k1.shape)
+        return [Store(outs[0].name, at, a), Store(outs[1].name, at, b)]
+
+    s.emit("threefry2x32", loop_nest(k1.shape, body))
+    return [buffer_value(o) for o in outs]
 
 
 # --- movement ---------------------------------------------------------------------------------
@@ -323,7 +424,8 @@ def _argminmax(op: O) -> Callable[..., Lazy]:
     return rule
 
 
-_CUMULATIVE = {"cumsum": O.ADD, "cumprod": O.MUL, "cummax": O.MAX, "cummin": O.MIN}
+_CUMULATIVE = {"cumsum": O.ADD, "cumprod": O.MUL, "cummax": O.MAX, "cummin": O.MIN,
+               "cumlogsumexp": O.LOGADDEXP}
 
 
 def _cumulative(op: O) -> Callable[..., Lazy]:
@@ -569,6 +671,7 @@ def install() -> None:
                      ("reduce_prod", O.MUL), ("reduce_and", O.AND), ("reduce_or", O.OR)):
         rules[name] = _reducer(op)
     rules["argmax"], rules["argmin"] = _argminmax(O.MAX), _argminmax(O.MIN)
+    rules.update(bitcast_convert_type=_bitcast, fma=_fma, threefry2x32=_threefry2x32)
     rules.update({n: _scatter(op) for n, op in _SCATTER.items()})
     rules.update(gather=_gather, dynamic_slice=_dynamic_slice,
                  dynamic_update_slice=_dynamic_update_slice)

@@ -379,8 +379,14 @@ def flat_index(idxs: Sequence[Idx], shape: Sequence[int]) -> Idx:
 def _buffers_used(stmts: Sequence[Stmt]) -> tuple[set[str], set[str]]:
     reads: set[str] = set()
     writes: set[str] = set()
+    seen: set[int] = set()  # expressions are DAGs: visit each shared node once
+    keep: list[Any] = []
 
     def value(v: Any) -> None:
+        if id(v) in seen:
+            return
+        seen.add(id(v))
+        keep.append(v)
         if isinstance(v, Load):
             reads.add(v.buf)
             index(v.index)

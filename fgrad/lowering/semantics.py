@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
+import scipy.special
 
 from fgrad.lowering.kernel_ir import ScalarOp
 
@@ -59,11 +60,34 @@ NUMPY: dict[ScalarOp, Callable[..., Any]] = {
     ScalarOp.AND: np.bitwise_and, ScalarOp.OR: np.bitwise_or, ScalarOp.XOR: np.bitwise_xor,
     ScalarOp.CMPLT: np.less, ScalarOp.CMPLE: np.less_equal, ScalarOp.CMPEQ: np.equal,
     ScalarOp.CMPNE: np.not_equal, ScalarOp.WHERE: np.where,
+    ScalarOp.ERF: scipy.special.erf, ScalarOp.ERFC: scipy.special.erfc,
+    ScalarOp.LGAMMA: scipy.special.gammaln, ScalarOp.NEXTAFTER: np.nextafter,
+    ScalarOp.LOGADDEXP: np.logaddexp, ScalarOp.SHL: lambda x, y: _shift(x, y, np.left_shift),
+    ScalarOp.SHR: lambda x, y: _shift(x, y, np.right_shift), ScalarOp.FMA: lambda x, y, z: _fma(
+        x, y, z),
 }
+
+
+def _shift(x: np.ndarray, y: np.ndarray, fn: object) -> np.ndarray:
+    """Logical shifts, 0 when the amount is negative or at least the bit width (XLA)."""
+    x = np.asarray(x)
+    bits = 8 * x.dtype.itemsize
+    unsigned = np.dtype(f"u{x.dtype.itemsize}")
+    amount = np.asarray(y).astype(np.int64)
+    ok = (amount >= 0) & (amount < bits)
+    shifted = fn(x.astype(unsigned), np.where(ok, amount, 0).astype(unsigned))  # type: ignore
+    return np.where(ok, shifted, 0).astype(unsigned).astype(x.dtype)
+
+
+def _fma(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    from fgrad.primitives.random import fma_p  # the primitive's (correctly rounded) impl
+    return fma_p.impl(*np.broadcast_arrays(x, y, z))
 
 
 def apply(op: ScalarOp, dtype: np.dtype, *args: np.ndarray) -> np.ndarray:
     """``op`` on numpy arrays, result cast to ``dtype`` (the IR node's dtype)."""
+    if op is ScalarOp.BITCAST:
+        return np.ascontiguousarray(args[0]).view(dtype)
     with np.errstate(**_ERRSTATE):
         out = NUMPY[op](*args)
     return np.asarray(out).astype(dtype, copy=False)
@@ -78,6 +102,8 @@ def identity(op: ScalarOp, dtype: np.dtype) -> Any:
         return np.ones((), dtype)[()]
     if op is ScalarOp.AND:  # all bits set
         return np.True_ if dtype.kind == "b" else np.array(-1).astype(dtype)[()]
+    if op is ScalarOp.LOGADDEXP:
+        return dtype.type(-np.inf)
     if op is ScalarOp.MAX:
         if dtype.kind == "f":
             return dtype.type(-np.inf)

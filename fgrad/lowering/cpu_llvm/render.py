@@ -37,7 +37,8 @@ _INTRINSIC = {O.ABS: "llvm.fabs", O.EXP: "llvm.exp", O.LOG: "llvm.log", O.SIN: "
               O.COS: "llvm.cos", O.SQRT: "llvm.sqrt", O.FLOOR: "llvm.floor",
               O.CEIL: "llvm.ceil", O.ROUND: "llvm.round", O.MAX: "llvm.maximum",
               O.MIN: "llvm.minimum", O.POW: "llvm.pow"}
-_LIBM = {O.TANH: "tanh", O.LOG1P: "log1p", O.EXPM1: "expm1", O.ATAN2: "atan2"}
+_LIBM = {O.TANH: "tanh", O.LOG1P: "log1p", O.EXPM1: "expm1", O.ATAN2: "atan2", O.ERF: "erf",
+         O.ERFC: "erfc", O.LGAMMA: "lgamma", O.NEXTAFTER: "nextafter"}
 _FCMP = {O.CMPLT: "<", O.CMPLE: "<=", O.CMPEQ: "=="}
 _ICMP = {O.CMPLT: "<", O.CMPLE: "<=", O.CMPEQ: "==", O.CMPNE: "!="}
 
@@ -59,6 +60,7 @@ class KernelRenderer:
         self.builder = ir.IRBuilder(self.fn.append_basic_block("entry"))
         self.loops: dict[str, ir.Value] = {}
         self.accs: dict[str, tuple[ir.Value, ScalarOp, np.dtype]] = {}
+        self.memo: dict[int, tuple[Value, ir.Value]] = {}
 
     def render(self) -> ir.Function:
         self.block(self.kernel.body)
@@ -69,6 +71,7 @@ class KernelRenderer:
     def block(self, stmts: tuple[Stmt, ...]) -> None:
         b = self.builder
         for s in stmts:
+            self.memo = {}  # rendered values are only reused within one statement's block
             if isinstance(s, Loop):
                 with for_range(b, s.extent, s.var) as i:
                     self.loops[s.var] = i
@@ -79,7 +82,8 @@ class KernelRenderer:
                 else:
                     flag = b.icmp_signed("!=", self.index(s.mask), ir.Constant(I64, 0))
                     with b.if_then(flag):
-                        self.store(s)
+                        self.memo = {}  # values made before the branch stay valid, but keep
+                        self.store(s)   # it simple: nothing rendered in here escapes
             elif isinstance(s, DefineAcc):
                 slot = entry_alloca(b, llvm_type(s.dtype), name=s.name)
                 b.store(self.const(identity(s.op, s.dtype), s.dtype), slot)
@@ -103,6 +107,17 @@ class KernelRenderer:
 
     # --- values ---------------------------------------------------------------------------------
     def value(self, v: Value) -> ir.Value:
+        # Expressions are DAGs (a value used twice is one object): each node is rendered
+        # once per statement, or shared subexpressions would be emitted exponentially often.
+        key = id(v)
+        hit = self.memo.get(key)
+        if hit is not None and hit[0] is v:
+            return hit[1]
+        out = self._value(v)
+        self.memo[key] = (v, out)
+        return out
+
+    def _value(self, v: Value) -> ir.Value:
         b = self.builder
         if isinstance(v, Const):
             return self.const(v.value, v.dtype)
@@ -185,6 +200,8 @@ class KernelRenderer:
         b = self.builder
         if op is O.WHERE:
             return b.select(args[0], args[1], args[2])
+        if op is O.BITCAST:
+            return b.bitcast(args[0], llvm_type(out_dtype))
         dtype = np.dtype(dtype)
         if dtype.kind == "f":
             return self.float_alu(op, args, dtype)
@@ -200,11 +217,22 @@ class KernelRenderer:
             return b.fneg(args[0])
         if op in _INTRINSIC:
             return b.call(self.intrinsic(_INTRINSIC[op], typ, len(args)), args)
+        if op is O.FMA:
+            return b.call(self.intrinsic("llvm.fma", typ, 3), args)
         if op in _LIBM:
             return b.call(self.libm(_LIBM[op], typ, len(args)), args)
         if op is O.RSQRT:
             root = b.call(self.intrinsic("llvm.sqrt", typ, 1), args)
             return b.fdiv(ir.Constant(typ, 1.0), root)
+        if op is O.LOGADDEXP:  # max + log1p(exp(min - max)); equal arguments (incl. ±inf): + ln 2
+            x, y = args
+            hi = b.call(self.intrinsic("llvm.maximum", typ, 2), [x, y])
+            lo = b.call(self.intrinsic("llvm.minimum", typ, 2), [x, y])
+            tail = b.call(self.libm("log1p", typ, 1),
+                          [b.call(self.intrinsic("llvm.exp", typ, 1), [b.fsub(lo, hi)])])
+            same = b.fcmp_ordered("==", x, y)
+            return b.select(same, b.fadd(hi, ir.Constant(typ, float(np.log(2)))),
+                            b.fadd(hi, tail))
         if op in _FCMP:
             return b.fcmp_ordered(_FCMP[op], *args)
         if op is O.CMPNE:
@@ -220,6 +248,13 @@ class KernelRenderer:
             return simple[op](*args)
         if op is O.NOT:
             return b.not_(args[0])
+        if op in (O.SHL, O.SHR):  # XLA: amounts outside [0, bits) give 0
+            x, y = args
+            bits = ir.Constant(typ, 8 * dtype.itemsize)
+            ok = b.icmp_unsigned("<", y, bits)
+            safe = b.select(ok, y, ir.Constant(typ, 0))
+            shifted = b.shl(x, safe) if op is O.SHL else b.lshr(x, safe)
+            return b.select(ok, shifted, ir.Constant(typ, 0))
         if op is O.NEG:
             return b.neg(args[0])
         if op is O.ABS:
