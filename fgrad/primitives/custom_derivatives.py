@@ -15,6 +15,11 @@ Each is a *call primitive* holding a closed jaxpr of the user's function:
 
 Their rules apply transforms to sub-jaxprs, so they import those transforms
 inside the rule functions (the sanctioned exception to the layering).
+
+Under ``vmap`` the user's rules are batched along with the function (the
+batched ``custom_jvp_call`` carries a vmapped ``jvp``, the batched
+``custom_vjp_call`` a vmapped ``fwd``/``bwd``), so ``grad(vmap(f))`` still
+uses the custom rule. Their outputs are always batched at axis 0.
 """
 
 from __future__ import annotations
@@ -91,10 +96,47 @@ def _custom_jvp_call_jvp(primals: Sequence[Any], tangents: Sequence[Any], *,
     return list(primals_out), list(tangents_out)
 
 
+def _check_no_batched_closure(where: str, hoisted_dims: Sequence[int | None]) -> None:
+    # The user's rule would see such a value as a tracer of the vmap that has handed the
+    # primitive on, not as an argument: it cannot be batched along with the rule.
+    if any(d is not None for d in hoisted_dims):
+        raise NotImplementedError(
+            f"{where}: differentiating a function that closes over a value batched by an "
+            "enclosing vmap is not supported; pass that value as an explicit argument instead")
+
+
+def _custom_jvp_call_batch(vals: Sequence[Any], dims: Sequence[int | None], *, axis_size: int,
+                           call_jaxpr: ClosedJaxpr, jvp: Callable[..., Any],
+                           num_hoisted: int) -> tuple[list[Any], list[int]]:
+    # Batch the function *and* its rule, so that differentiating the batched function still
+    # uses the user's rule. Every output is batched at 0 (broadcast if need be): the rule's
+    # outputs must have the same types as the function's, whatever either depends on.
+    from fgrad.transforms.vmap import batch_flat, batch_jaxpr, matchaxis
+    batched, out_dims = batch_jaxpr(call_jaxpr, dims, axis_size, out_dims_wanted=0,
+                                    instantiate=True)
+    n_out, arg_dims = len(out_dims), list(dims[num_hoisted:])
+
+    def batched_jvp(primals: Sequence[Any], tangents: Sequence[Any]
+                    ) -> tuple[list[Any], list[Any]]:
+        _check_no_batched_closure("custom_jvp", dims[:num_hoisted])
+        # A tangent has its primal's (batched) type, so it has the primal's batch axis.
+        n = len(primals)
+        outs, got = batch_flat(lambda *xs: [*(o for part in jvp(xs[:n], xs[n:]) for o in part)],
+                               [*primals, *tangents], arg_dims * 2, axis_size)
+        outs = [matchaxis(o, d, 0, axis_size) for o, d in zip(outs, got)]
+        return outs[:n_out], outs[n_out:]
+
+    batched_jvp.__name__ = f"vmap({getattr(jvp, '__name__', 'jvp')})"
+    outs = custom_jvp_call_p.bind(*vals, call_jaxpr=batched, jvp=batched_jvp,
+                                  num_hoisted=num_hoisted)
+    return outs, out_dims
+
+
 custom_jvp_call_p.def_impl(_call_impl)
 custom_jvp_call_p.cache_abstract_eval = False
 custom_jvp_call_p.def_abstract_eval(_call_abstract_eval)
 custom_jvp_call_p.def_jvp(_custom_jvp_call_jvp)
+custom_jvp_call_p.def_batch(_custom_jvp_call_batch)
 custom_jvp_call_p.declare_missing("transpose", "a custom_jvp function is not linear in general")
 
 
@@ -226,15 +268,90 @@ def _custom_lin_transpose(cts: Sequence[Any], *args: Any, num_res: int,
     return [None] * num_res + list(cts_in)
 
 
+def _batched_bwd(bwd: Callable[..., Any], res_dims: Sequence[int | None],
+                 in_dims: Sequence[int | None], axis_size: int) -> Callable[..., Any]:
+    """``bwd`` for batched residuals and output cotangents (batched at 0).
+
+    Returns cotangents laid out like the batched inputs: at the input's batch axis,
+    or, for an unbatched input, summed over the batch (every batch element used it).
+    """
+    from fgrad.primitives.elementwise import mul
+    from fgrad.primitives.reductions import reduce_sum
+    from fgrad.primitives.shape import full_like
+    from fgrad.transforms.vmap import batch_flat, matchaxis
+
+    def bwd_batched(residuals: Sequence[Any], cts: Sequence[Any]) -> list[Any]:
+        n_res = len(residuals)
+        cts_in, got = batch_flat(lambda *xs: list(bwd(xs[:n_res], xs[n_res:])),
+                                 [*residuals, *cts], [*res_dims, *[0] * len(cts)], axis_size)
+        out = []
+        for ct, src, dst in zip(cts_in, got, in_dims):
+            if dst is not None:
+                out.append(matchaxis(ct, src, dst, axis_size))
+            elif src is not None:
+                out.append(reduce_sum(ct, (src,)))
+            elif dtypes.is_float(get_aval(ct).dtype):  # the same for each of axis_size uses
+                out.append(mul(ct, full_like(ct, axis_size)))
+            else:
+                out.append(ct)  # integer inputs: zero cotangents
+        return out
+
+    bwd_batched.__name__ = f"vmap({getattr(bwd, '__name__', 'bwd')})"
+    return bwd_batched
+
+
+def _custom_vjp_call_batch(vals: Sequence[Any], dims: Sequence[int | None], *, axis_size: int,
+                           call_jaxpr: ClosedJaxpr, fwd: Callable[..., Any],
+                           bwd: Callable[..., Any], num_hoisted: int
+                           ) -> tuple[list[Any], list[int]]:
+    # As for custom_jvp: batch the function and fwd/bwd, all outputs batched at 0. The
+    # residuals keep the batch axes fwd gives them (unbatched weights stay unbatched).
+    from fgrad.transforms.vmap import batch_flat, batch_jaxpr, matchaxis
+    batched, out_dims = batch_jaxpr(call_jaxpr, dims, axis_size, out_dims_wanted=0,
+                                    instantiate=True)
+    n_out, arg_dims = len(out_dims), list(dims[num_hoisted:])
+    box: dict[str, Callable[..., Any]] = {}
+
+    def batched_fwd(primals: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+        _check_no_batched_closure("custom_vjp", dims[:num_hoisted])
+        outs, got = batch_flat(lambda *xs: [*(o for part in fwd(xs) for o in part)],
+                               primals, arg_dims, axis_size)
+        primals_out = [matchaxis(o, d, 0, axis_size) for o, d in zip(outs[:n_out], got)]
+        box["bwd"] = _batched_bwd(bwd, got[n_out:], arg_dims, axis_size)
+        return primals_out, outs[n_out:]
+
+    def batched_bwd(residuals: Sequence[Any], cts: Sequence[Any]) -> list[Any]:
+        return box["bwd"](residuals, cts)  # (fwd has always run first: it made them)
+
+    batched_fwd.__name__ = f"vmap({getattr(fwd, '__name__', 'fwd')})"
+    batched_bwd.__name__ = f"vmap({getattr(bwd, '__name__', 'bwd')})"
+    outs = custom_vjp_call_p.bind(*vals, call_jaxpr=batched, fwd=batched_fwd, bwd=batched_bwd,
+                                  num_hoisted=num_hoisted)
+    return outs, out_dims
+
+
+def _custom_lin_batch(vals: Sequence[Any], dims: Sequence[int | None], *, axis_size: int,
+                      num_res: int, bwd: Callable[..., Any],
+                      out_avals: tuple[ShapedArray, ...]) -> tuple[list[Any], list[int]]:
+    # custom_lin only ever runs transposed, so batching it means batching bwd.
+    from fgrad.transforms.vmap import batched_aval
+    batched_bwd = _batched_bwd(bwd, dims[:num_res], dims[num_res:], axis_size)
+    avals = tuple(batched_aval(a, 0, axis_size) for a in out_avals)
+    outs = custom_lin_p.bind(*vals, num_res=num_res, bwd=batched_bwd, out_avals=avals)
+    return outs, [0] * len(out_avals)
+
+
 custom_vjp_call_p.def_impl(_call_impl)
 custom_vjp_call_p.cache_abstract_eval = False
 custom_vjp_call_p.def_abstract_eval(_call_abstract_eval)
 custom_vjp_call_p.def_jvp(_custom_vjp_call_jvp)
+custom_vjp_call_p.def_batch(_custom_vjp_call_batch)
 custom_vjp_call_p.declare_missing("transpose", "a custom_vjp function is not linear in general")
 custom_lin_p.def_impl(_custom_lin_impl)
 custom_lin_p.cache_abstract_eval = False
 custom_lin_p.def_abstract_eval(lambda *avals, num_res, bwd, out_avals: list(out_avals))
 custom_lin_p.def_transpose(_custom_lin_transpose)
+custom_lin_p.def_batch(_custom_lin_batch)
 custom_lin_p.declare_missing("jvp", "custom_lin only exists to be transposed (custom_vjp's "
                                     "backward pass); differentiate the bwd function instead")
 custom_lin_p.linear_args = "all after the residuals"
@@ -384,12 +501,21 @@ def _checkpoint_transpose(cts: Sequence[Any], *args: Any, jaxpr: ClosedJaxpr,
     return [next(cts_in) if lin else None for lin in linear]
 
 
+def _checkpoint_batch(vals: Sequence[Any], dims: Sequence[int | None], *, axis_size: int,
+                      jaxpr: ClosedJaxpr, prevent_cse: bool) -> tuple[Any, list[Any]]:
+    # The batched body is still a checkpoint: grad(vmap(checkpoint(f))) recomputes it too.
+    from fgrad.transforms.vmap import batch_jaxpr
+    batched, out_dims = batch_jaxpr(jaxpr, dims, axis_size)
+    return checkpoint_p.bind(*vals, jaxpr=batched, prevent_cse=prevent_cse), out_dims
+
+
 checkpoint_p.def_impl(lambda *args, jaxpr, prevent_cse: eval_closed_jaxpr(jaxpr, *args))
 checkpoint_p.cache_abstract_eval = False
 checkpoint_p.def_abstract_eval(lambda *avals, jaxpr, prevent_cse: jaxpr.out_avals)
 checkpoint_p.def_jvp(_checkpoint_jvp)
 checkpoint_p.def_transpose(_checkpoint_transpose)
 checkpoint_p.partial_eval = _checkpoint_partial_eval
+checkpoint_p.def_batch(_checkpoint_batch)
 checkpoint_p.linear_args = "when its jaxpr is"
 
 
@@ -432,6 +558,8 @@ remat = checkpoint
 stop_gradient_p = standard_primitive("stop_gradient", lambda x: x, lambda x: x.shape,
                                      lambda x: x.dtype, lambda x: x.weak_type)
 defjvp_zero(stop_gradient_p)
+stop_gradient_p.def_batch(lambda vals, dims, *, axis_size: (stop_gradient_p.bind(vals[0]),
+                                                             dims[0]))
 
 
 def stop_gradient(x: Any) -> Any:

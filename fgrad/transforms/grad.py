@@ -6,6 +6,9 @@ Forward mode is the JVP trace (``jvp.py``). Reverse mode is JAX's recipe:
 jaxpr for the tangent map, and ``transpose.py`` runs it backwards. So
 ``vjp = transpose ∘ linearize`` and ``grad`` is ``vjp`` with a cotangent of 1.
 
+``jacfwd``/``jacrev`` are ``vmap`` of ``jvp``/``vjp`` over basis vectors
+(``vmap.py``), and ``hessian`` is ``jacfwd(jacrev)``.
+
 Every function here accepts and returns pytrees; the work happens on flat
 lists of leaves.
 """
@@ -20,7 +23,8 @@ from fgrad.core import dtypes
 from fgrad.core.ad_util import UndefPrimal, Zero, tangent_aval
 from fgrad.core.avals import get_aval
 from fgrad.core.errors import api_boundary
-from fgrad.core.pytree import tree_flatten, tree_map, tree_structure, tree_unflatten
+from fgrad.core.pytree import (
+    tree_flatten, tree_map, tree_structure, tree_transpose, tree_unflatten)
 from fgrad.transforms import api_util
 from fgrad.core.trace import current_trace
 from fgrad.transforms.jvp import JVPTracer, check_tangent, instantiate_zeros, jvp_flat
@@ -218,137 +222,192 @@ def grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,
 
 
 # --- Jacobians -------------------------------------------------------------------------------
-# Until vmap exists these loop over basis vectors: one jvp (jacfwd) or one vjp
-# pullback (jacrev) per input (output) element, stacked with strict fgrad ops.
+# A Jacobian is a JVP (one column) or a VJP (one row) per basis vector, and vmap runs them
+# all at once: jacfwd = vmap(jvp) over the input basis, jacrev = vmap(pullback) over the
+# output basis. Every leaf of the result has shape ``out_leaf.shape + in_leaf.shape``.
 
-def _basis(leaves: Sequence[Any]) -> list[list[Any]]:
-    """One list of tangents per element of the flattened ``leaves``: the standard basis."""
+def _std_basis(leaves: Sequence[Any]) -> list[Any]:
+    """The standard basis of the flattened ``leaves``, one leaf per input leaf.
+
+    Leaf ``i`` has shape ``(n, *leaves[i].shape)`` (n = total size) and the
+    leaf's dtype: row ``k`` of the stack over all leaves is the k-th basis vector.
+    """
     from fgrad.core.array import Array
     avals = [get_aval(x) for x in leaves]
-    total = sum(a.size for a in avals)
-    basis = []
-    for k in range(total):
-        vecs, offset = [], 0
-        for a in avals:
-            e = np.zeros(a.size, dtype=a.dtype)
-            if offset <= k < offset + a.size:
-                e[k - offset] = 1
-            vecs.append(Array(e.reshape(a.shape)))
-            offset += a.size
-        basis.append(vecs)
-    return basis
+    n = sum(a.size for a in avals)
+    dtype = np.result_type(*[a.dtype for a in avals]) if avals else np.float32
+    eye = np.eye(n, dtype=dtype)
+    out, offset = [], 0
+    for a in avals:
+        part = eye[:, offset:offset + a.size].reshape((n, *a.shape)).astype(a.dtype)
+        out.append(Array(part))
+        offset += a.size
+    return out
 
 
-def _stack_columns(columns: Sequence[Any], out_shape: tuple[int, ...],
-                   in_shapes: Sequence[tuple[int, ...]], sizes: Sequence[int],
-                   columns_last: bool, dtype: Any) -> list[Any]:
-    """Assemble Jacobian blocks ``out_shape + in_shape`` from per-element columns/rows."""
-    from fgrad.primitives.shape import concatenate, reshape, transpose
+def _unravel(arr: Any, axis: int, leaves: Sequence[Any], example: Any | None) -> list[Any]:
+    """Split axis ``axis`` of ``arr`` (of size sum of leaf sizes) into one block per leaf.
+
+    Block ``i`` has ``leaves[i].shape`` in place of that axis and the dtype and
+    weak type of ``example`` (or of ``leaves[i]`` when ``example`` is None), as in JAX.
+    """
+    from fgrad.primitives.elementwise import convert_element_type
+    from fgrad.primitives.shape import reshape, slice as slice_
+    aval = get_aval(arr)
     blocks, offset = [], 0
-    for in_shape, size in zip(in_shapes, sizes):
-        cols = [reshape(c, (1, *c.shape)) for c in columns[offset:offset + size]]
-        offset += size
-        if not cols:
-            from fgrad.primitives.shape import full
-            blocks.append(full((*out_shape, *in_shape), 0, dtype))
-            continue
-        stacked = concatenate(cols, 0)  # (size, *other_shape)
-        if columns_last:  # jacfwd: columns are outputs per input element
-            n = len(out_shape)
-            moved = transpose(stacked, (*range(1, n + 1), 0))
-            blocks.append(reshape(moved, (*out_shape, *in_shape)))
-        else:  # jacrev: rows are input-shaped gradients per output element
-            blocks.append(reshape(stacked, (*out_shape, *in_shape)))
+    for leaf in leaves:
+        leaf_aval = get_aval(leaf)
+        start = [0] * aval.ndim
+        limit = list(aval.shape)
+        start[axis], limit[axis] = offset, offset + leaf_aval.size
+        offset += leaf_aval.size
+        part = arr if (start[axis], limit[axis]) == (0, aval.shape[axis]) else \
+            slice_(arr, start, limit)
+        shape = (*aval.shape[:axis], *leaf_aval.shape, *aval.shape[axis + 1:])
+        part = part if get_aval(part).shape == shape else reshape(part, shape)
+        target = leaf_aval if example is None else get_aval(example)
+        if (get_aval(part).dtype, get_aval(part).weak_type) != (target.dtype, target.weak_type):
+            part = convert_element_type(part, target.dtype, target.weak_type)
+        blocks.append(part)
     return blocks
 
 
-def jacfwd(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,
-           has_aux: bool = False) -> Callable[..., Any]:
-    """Jacobian by forward mode: one JVP per input element. Leaves: ``out.shape + in.shape``."""
-    @api_boundary
-    def jac_fun(*args: Any) -> Any:
-        nums = api_util.normalize_argnums(argnums, len(args), "jacfwd")
-        f_partial, dyn = api_util.split_args(fun, args, nums)
-        dyn_arg = dyn[0] if isinstance(argnums, int) else dyn
-        x_leaves, x_tree = tree_flatten(dyn_arg)
-        x_leaves = api_util.canonicalize_leaves(x_leaves, "jacfwd")
-        for x in x_leaves:
-            if not dtypes.is_float(get_aval(x).dtype):
-                raise TypeError(f"jacfwd requires floating-point inputs, got "
-                                f"{get_aval(x).str_short()}")
-        g = (lambda x: f_partial(x)) if isinstance(argnums, int) else (
-            lambda x: f_partial(*x))
-        columns: list[list[Any]] = []
-        out = aux = None
-        for vecs in _basis(x_leaves):
-            res = jvp(g, (tree_unflatten(x_tree, x_leaves),), (tree_unflatten(x_tree, vecs),),
-                      has_aux=has_aux)
-            out, t_out = res[0], res[1]
-            aux = res[2] if has_aux else None
-            columns.append(tree_flatten(t_out)[0])
-        if out is None:  # no input elements at all
-            out = g(tree_unflatten(x_tree, x_leaves))
-            if has_aux:
-                out, aux = out
-        out_leaves, out_tree = tree_flatten(out)
-        in_shapes = [get_aval(x).shape for x in x_leaves]
-        sizes = [get_aval(x).size for x in x_leaves]
-        jac_leaves = []
-        for k, o in enumerate(out_leaves):
-            blocks = _stack_columns([c[k] for c in columns], get_aval(o).shape, in_shapes,
-                                    sizes, columns_last=True, dtype=get_aval(o).dtype)
-            jac_leaves.append(tree_unflatten(x_tree, blocks))
-        jac = tree_unflatten(out_tree, jac_leaves)
-        return (jac, aux) if has_aux else jac
+def _check_jac_inputs(name: str, leaves: Sequence[Any], holomorphic: bool,
+                      allow_int: bool = False) -> None:
+    for x in leaves:
+        dtype = get_aval(x).dtype
+        if holomorphic:  # fgrad has no complex dtypes, so this always fails (as JAX would)
+            raise TypeError(f"{name} with holomorphic=True requires inputs with complex dtype, "
+                            f"but got {dtype.name}.")
+        if name == "jacfwd" and not dtypes.is_float(dtype):
+            raise TypeError(f"jacfwd requires real-valued inputs (input dtype that is a "
+                            f"sub-dtype of np.floating), but got {dtype.name}. For holomorphic "
+                            "differentiation, pass holomorphic=True. For differentiation of "
+                            "non-holomorphic functions involving complex inputs or integer "
+                            "inputs, use fgrad.jvp directly.")
+        if name == "jacrev" and not dtypes.is_float(dtype) and not allow_int:
+            raise TypeError(f"jacrev requires real- or complex-valued inputs (input dtype that "
+                            f"is a sub-dtype of np.inexact), but got {dtype.name}. If you want "
+                            "to use Boolean- or integer-valued inputs, use vjp or set "
+                            "allow_int to True.")
 
+
+def _jac_args(name: str, fun: Callable[..., Any], argnums: int | Sequence[int],
+              args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Callable[..., Any], Any]:
+    """``fun`` as a function of the ``argnums`` arguments only, and those arguments."""
+    nums = api_util.normalize_argnums(argnums, len(args), name)
+    f_partial, dyn = api_util.split_args(lambda *a: fun(*a, **kwargs), args, nums)
+    dyn = tuple(tree_map(lambda x: api_util.canonicalize_arg(x, name), d) for d in dyn)
+    return f_partial, dyn
+
+
+def jacfwd(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,
+           has_aux: bool = False, holomorphic: bool = False) -> Callable[..., Any]:
+    """Jacobian of ``fun`` by forward mode: ``vmap`` of ``jvp`` over the input basis.
+
+    Cheap when inputs are few and outputs many. Each leaf of the result has
+    shape ``out_leaf.shape + in_leaf.shape`` and the output's dtype; the
+    nesting is output tree outside, input tree (the ``argnums`` argument, or
+    the tuple of them) inside, as in JAX.
+
+    Args:
+      fun: function of arrays (pytrees) returning arrays (a pytree).
+      argnums: which positional argument(s) to differentiate (int or tuple).
+      has_aux: ``fun`` returns ``(out, aux)``; the result is then ``(jac, aux)``.
+      holomorphic: accepted for JAX compatibility; fgrad has no complex dtypes.
+
+    >>> import fgrad, fgrad.numpy as fnp
+    >>> fgrad.jacfwd(lambda x: x ** 2)(fnp.array([1.0, 2.0]))
+    Array([[2., 0.],
+           [0., 4.]], dtype=float32)
+    """
+    @api_boundary
+    def jac_fun(*args: Any, **kwargs: Any) -> Any:
+        from fgrad.transforms.vmap import vmap
+        f_partial, dyn = _jac_args("jacfwd", fun, argnums, args, kwargs)
+        x_leaves = tree_flatten(dyn)[0]
+        _check_jac_inputs("jacfwd", x_leaves, holomorphic)
+        x_tree = tree_structure(dyn)
+
+        def pushfwd(*basis_leaves: Any) -> Any:
+            return jvp(f_partial, dyn, tree_unflatten(x_tree, basis_leaves), has_aux=has_aux)
+
+        out_axes = (None, -1, None) if has_aux else (None, -1)
+        res = vmap(pushfwd, out_axes=out_axes)(*_std_basis(x_leaves))
+        y, jac = res[0], res[1]
+        example = dyn[0] if isinstance(argnums, int) else dyn
+        in_leaves, in_tree = tree_flatten(example)
+        y_leaves, y_tree = tree_flatten(y)
+        jac_leaves = tree_flatten(jac)[0]
+        jac_tree = tree_unflatten(y_tree, [
+            tree_unflatten(in_tree, _unravel(j, get_aval(j).ndim - 1, in_leaves, yl))
+            for yl, j in zip(y_leaves, jac_leaves)])
+        return (jac_tree, res[2]) if has_aux else jac_tree
+
+    jac_fun.__name__ = f"jacfwd({api_util.fun_name(fun)})"
     return jac_fun
 
 
 def jacrev(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,
-           has_aux: bool = False) -> Callable[..., Any]:
-    """Jacobian by reverse mode: one VJP per output element. Leaves: ``out.shape + in.shape``."""
-    @api_boundary
-    def jac_fun(*args: Any) -> Any:
-        nums = api_util.normalize_argnums(argnums, len(args), "jacrev")
-        f_partial, dyn = api_util.split_args(fun, args, nums)
-        for x in tree_flatten(dyn)[0]:
-            if not dtypes.is_float(get_aval(api_util.canonicalize_arg(x, "jacrev")).dtype):
-                raise TypeError(f"jacrev requires floating-point inputs, got "
-                                f"{api_util.aval_str(x)}")
-        res = vjp(f_partial, *dyn, has_aux=has_aux)
-        out, pullback = res[0], res[1]
-        out_leaves, out_tree = tree_flatten(out)
-        out_leaves = api_util.canonicalize_leaves(out_leaves, "jacrev")
-        x_leaves, x_tree = tree_flatten(dyn[0] if isinstance(argnums, int) else dyn)
-        x_leaves = api_util.canonicalize_leaves(x_leaves, "jacrev")
-        in_shapes = [get_aval(x).shape for x in x_leaves]
-        sizes = [get_aval(x).size for x in x_leaves]
-        rows: list[list[Any]] = []  # rows[output element][input leaf]
-        out_sizes = [get_aval(o).size for o in out_leaves]
-        for vecs in _basis(out_leaves):
-            cts = pullback(tree_unflatten(out_tree, vecs))
-            cts = cts[0] if isinstance(argnums, int) else cts
-            rows.append(tree_flatten(cts)[0])
-        jac_leaves, offset = [], 0
-        for o, n in zip(out_leaves, out_sizes):
-            blocks = []
-            for j, (shape, size) in enumerate(zip(in_shapes, sizes)):
-                block_rows = [r[j] for r in rows[offset:offset + n]]
-                blocks.extend(_stack_columns(block_rows, get_aval(o).shape, [shape], [n],
-                                             columns_last=False,
-                                             dtype=get_aval(x_leaves[j]).dtype))
-            offset += n
-            jac_leaves.append(tree_unflatten(x_tree, blocks))
-        jac = tree_unflatten(out_tree, jac_leaves)
-        return (jac, res[2]) if has_aux else jac
+           has_aux: bool = False, holomorphic: bool = False,
+           allow_int: bool = False) -> Callable[..., Any]:
+    """Jacobian of ``fun`` by reverse mode: ``vmap`` of the VJP over the output basis.
 
+    Cheap when outputs are few and inputs many. Same layout as ``jacfwd``
+    (``out_leaf.shape + in_leaf.shape``), with the input's dtype.
+
+    Args:
+      fun: function of arrays (pytrees) returning float arrays (a pytree).
+      argnums: which positional argument(s) to differentiate (int or tuple).
+      has_aux: ``fun`` returns ``(out, aux)``; the result is then ``(jac, aux)``.
+      holomorphic: accepted for JAX compatibility; fgrad has no complex dtypes.
+      allow_int: allow integer inputs (their Jacobian blocks are zeros).
+
+    >>> import fgrad, fgrad.numpy as fnp
+    >>> fgrad.jacrev(lambda x: fnp.sum(x ** 2))(fnp.array([1.0, 2.0]))
+    Array([2., 4.], dtype=float32)
+    """
+    @api_boundary
+    def jac_fun(*args: Any, **kwargs: Any) -> Any:
+        from fgrad.transforms.vmap import vmap
+        f_partial, dyn = _jac_args("jacrev", fun, argnums, args, kwargs)
+        _check_jac_inputs("jacrev", tree_flatten(dyn)[0], holomorphic, allow_int)
+        res = vjp(f_partial, *dyn, has_aux=has_aux)
+        y, pullback = res[0], res[1]
+        y_leaves, y_tree = tree_flatten(y)
+        for leaf in y_leaves:
+            dtype = get_aval(leaf).dtype
+            if not dtypes.is_float(dtype):
+                raise TypeError(f"jacrev requires real-valued outputs (output dtype that is a "
+                                f"sub-dtype of np.floating), but got {dtype.name}. For "
+                                "differentiation of functions with integer outputs, use "
+                                "fgrad.vjp directly.")
+        jac = vmap(lambda *cts: pullback(tree_unflatten(y_tree, cts)))(*_std_basis(y_leaves))
+        jac = jac[0] if isinstance(argnums, int) else jac
+        example = dyn[0] if isinstance(argnums, int) else dyn
+        in_leaves, in_tree = tree_flatten(example)
+        # Per input leaf, split the leading (output-basis) axis into output blocks; then
+        # turn the input-major nesting into JAX's output-major one.
+        per_input = [tree_unflatten(y_tree, _unravel(j, 0, y_leaves, x))
+                     for x, j in zip(in_leaves, tree_flatten(jac)[0])]
+        jac_tree = tree_transpose(in_tree, y_tree, tree_unflatten(in_tree, per_input))
+        return (jac_tree, res[2]) if has_aux else jac_tree
+
+    jac_fun.__name__ = f"jacrev({api_util.fun_name(fun)})"
     return jac_fun
 
 
 def hessian(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,
-            has_aux: bool = False) -> Callable[..., Any]:
-    """Hessian: ``jacfwd(jacrev(fun))``."""
-    return jacfwd(jacrev(fun, argnums, has_aux=has_aux), argnums, has_aux=has_aux)
+            has_aux: bool = False, holomorphic: bool = False) -> Callable[..., Any]:
+    """Hessian: ``jacfwd(jacrev(fun))`` (forward over reverse, the cheap order).
+
+    >>> import fgrad, fgrad.numpy as fnp
+    >>> fgrad.hessian(lambda x: fnp.sum(x ** 3))(fnp.array([1.0, 2.0]))
+    Array([[ 6.,  0.],
+           [ 0., 12.]], dtype=float32)
+    """
+    return jacfwd(jacrev(fun, argnums, has_aux=has_aux, holomorphic=holomorphic), argnums,
+                  has_aux=has_aux, holomorphic=holomorphic)
 
 
 __all__ = ["jvp", "linearize", "vjp", "grad", "value_and_grad", "jacfwd", "jacrev", "hessian",

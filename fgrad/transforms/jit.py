@@ -10,9 +10,11 @@ primitive like any other, every transform handles it with ordinary rules:
 * jvp: differentiate the inner jaxpr (``jvp_jaxpr``) and bind ``jit_p`` again;
 * partial eval: split the inner jaxpr into known and unknown halves;
 * transpose: transpose the inner jaxpr;
+* vmap: batch the inner jaxpr (``batch_jaxpr``) and bind ``jit_p`` again;
 * staging: ``make_jaxpr(jit(f))`` shows a ``jit`` equation with the jaxpr inside.
 
-So ``grad(jit(f))``, ``jit(grad(f))`` and any deeper nesting just work.
+So ``grad(jit(f))``, ``jit(grad(f))``, ``vmap(jit(f))`` and any deeper nesting just
+work.
 """
 
 from __future__ import annotations
@@ -130,12 +132,23 @@ def _jit_transpose(cts: Sequence[Any], *args: Any, jaxpr: ClosedJaxpr, name: str
     return [next(cts_iter) if lin else None for lin in linear]
 
 
+def _jit_batch(vals: Sequence[Any], dims: Sequence[int | None], *, axis_size: int,
+               jaxpr: ClosedJaxpr, name: str, backend: str) -> tuple[list[Any], list[Any]]:
+    # Batch the inner jaxpr (batch axes stay where they are) and call jit on the result:
+    # vmap(jit(f)) is still one staged program.
+    from fgrad.transforms.vmap import batch_jaxpr
+    batched, out_dims = _cached_batch_jaxpr(jaxpr, tuple(dims), axis_size, batch_jaxpr)
+    outs = jit_p.bind(*vals, jaxpr=batched, name=f"vmap({name})", backend=backend)
+    return outs, out_dims
+
+
 jit_p.def_impl(_jit_impl)
 jit_p.cache_abstract_eval = False
 jit_p.def_abstract_eval(_jit_abstract_eval)
 jit_p.def_jvp(_jit_jvp)
 jit_p.def_transpose(_jit_transpose)
 jit_p.partial_eval = _jit_partial_eval
+jit_p.def_batch(_jit_batch)
 jit_p.linear_args = "when its jaxpr is"
 
 
@@ -149,6 +162,22 @@ def _cached_jvp_jaxpr(jaxpr: ClosedJaxpr, nonzeros: tuple[bool, ...],
 
 
 _jvp_cache: dict[int, tuple[ClosedJaxpr, dict[Any, Any]]] = {}
+
+
+def _cached_batch_jaxpr(jaxpr: ClosedJaxpr, dims: tuple[int | None, ...], axis_size: int,
+                        batch_jaxpr: Callable[..., Any]) -> tuple[ClosedJaxpr, list[Any]]:
+    """Batched jaxprs are cached on the jaxpr object too: ``vmap(jit(f))`` traces once."""
+    cache = _batch_cache.setdefault(id(jaxpr), (jaxpr, {}))[1]
+    key = (dims, axis_size)
+    if key not in cache:
+        batched, out_dims = batch_jaxpr(jaxpr, dims, axis_size)
+        if any(isinstance(c, Tracer) for c in batched.consts):
+            return batched, out_dims  # holds values of an enclosing transform: never reuse
+        cache[key] = (batched, out_dims)
+    return cache[key]
+
+
+_batch_cache: dict[int, tuple[ClosedJaxpr, dict[Any, Any]]] = {}
 
 
 def hoist_tracer_consts(closed: ClosedJaxpr) -> tuple[ClosedJaxpr, list[Any]]:
