@@ -244,6 +244,15 @@ def _gemm(call: Any, buffers: dict[str, np.ndarray]) -> None:
     out[:] = np.matmul(a, b).astype(out.dtype).reshape(-1)
 
 
-LIBRARY: dict[str, Any] = {"gemm": _gemm}
+def _host_call(call: Any, buffers: dict[str, np.ndarray]) -> None:
+    from fgrad.lowering.host_calls import run_impl
+    n_in = call.param("n_inputs")
+    shapes = call.param("shapes")
+    arrays = [buffers[n].reshape(shape) for n, shape in zip(call.args, shapes)]
+    for target, result in zip(arrays[n_in:], run_impl(call, arrays[:n_in])):
+        target[...] = np.asarray(result, dtype=target.dtype)
+
+
+LIBRARY: dict[str, Any] = {"gemm": _gemm, "host_call": _host_call}
 
 __all__ += ["run_program", "LIBRARY"]

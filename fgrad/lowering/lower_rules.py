@@ -678,11 +678,17 @@ def install() -> None:
     rules.update({n: _cumulative(op) for n, op in _CUMULATIVE.items()})
     from fgrad.lowering.lower_control import RULES as control_rules
     from fgrad.lowering.lower_windowed import RULES as windowed_rules
+    from fgrad.lowering.host_calls import RULES as host_rules
     rules.update(windowed_rules)
     rules.update(control_rules)
+    rules.update(host_rules)
     for name, rule in rules.items():
         if name in prims:
             prims[name].lower = rule
+    if "custom_lin" in prims:
+        prims["custom_lin"].declare_missing(
+            "lower", "custom_lin holds a Python backward function; it exists only inside "
+            "linearize's linear jaxpr and is transposed away before grad's result is staged")
 
 
 __all__ = ["install"]

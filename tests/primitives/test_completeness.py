@@ -11,7 +11,8 @@
   exercise), except the few reached only through special APIs, which are
   listed with the test file that covers them.
 
-``batch`` and ``lower`` are not required yet (vmap and lowering come later).
+* every primitive has a ``batch`` rule (vmap) and a ``lower`` rule (the
+  compiled backends), or states why not in ``missing_reasons``.
 """
 
 from __future__ import annotations
@@ -58,6 +59,22 @@ def test_has_jvp_or_a_reason(name: str) -> None:
     assert prim.jvp is not None or prim.nondifferentiable or prim.missing_reasons.get("jvp"), (
         f"primitive {name!r} has no jvp rule; give it one, mark it nondifferentiable "
         "(defjvp_zero), or state why in missing_reasons['jvp'] (prim.declare_missing)")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_has_batch_rule(name: str) -> None:
+    prim = PRIMITIVES[name]
+    assert prim.batch is not None or prim.missing_reasons.get("batch"), (
+        f"primitive {name!r} has no batching rule (vmap): add one in its block, or state "
+        "why it cannot have one with prim.declare_missing('batch', reason)")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_has_lowering_rule(name: str) -> None:
+    prim = PRIMITIVES[name]
+    assert prim.lower is not None or prim.missing_reasons.get("lower"), (
+        f"primitive {name!r} has no lowering rule for the compiled backends "
+        "(fgrad/lowering): add one, or state why with prim.declare_missing('lower', reason)")
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -362,6 +362,8 @@ def _render_steps(module: ir.Module, b: ir.IRBuilder, steps: Any, ptrs: dict[str
             b.call(fn, [ptrs[p.name] for p in step.params])
         elif isinstance(step, LibraryCall) and step.name == "gemm":
             _render_gemm(module, b, step, ptrs, program)
+        elif isinstance(step, LibraryCall) and step.name == "host_call":
+            _render_host_call(module, b, step, ptrs, program)
         elif isinstance(step, Branch):  # cond / switch: a native switch on the index
             index = b.load(ptrs[step.index], typ=ir.IntType(32))
             end = b.append_basic_block("branch.end")
@@ -392,6 +394,23 @@ def _render_steps(module: ir.Module, b: ir.IRBuilder, steps: Any, ptrs: dict[str
             b.position_at_end(end)
         else:
             raise NotImplementedError(f"cpu backend: no rendering for step {step!r}")
+
+
+def _render_host_call(module: ir.Module, b: ir.IRBuilder, call: LibraryCall,
+                      ptrs: dict[str, ir.Value], program: Program) -> None:
+    """A call back into Python (see ``host_calls.py``) with an array of buffer pointers."""
+    import llvmlite.binding as llvm
+
+    from fgrad.lowering.host_calls import make_callback
+    symbol, address = make_callback(call, program.buffers)
+    llvm.add_symbol(symbol, address)
+    fn = get_or_declare(module, symbol, ir.FunctionType(ir.VoidType(), [PTR]))
+    with b.goto_entry_block():
+        array = b.alloca(PTR, size=ir.Constant(I64, len(call.args)))
+    for i, name in enumerate(call.args):
+        slot = b.gep(array, [ir.Constant(I64, i)], inbounds=True, source_etype=PTR)
+        b.store(ptrs[name], slot)
+    b.call(fn, [array])
 
 
 def _render_gemm(module: ir.Module, b: ir.IRBuilder, call: LibraryCall,

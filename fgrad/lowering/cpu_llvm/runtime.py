@@ -18,6 +18,7 @@ import numpy as np
 
 from fgrad.lowering.cpu_llvm.compile import Compiled, compile_module
 from fgrad.lowering.cpu_llvm.render import render_program
+from fgrad.lowering.host_calls import raise_pending
 from fgrad.lowering.schedule import Program
 
 _ids = itertools.count()
@@ -75,6 +76,7 @@ class CpuExecutable:
             pointers[slot] = out.ctypes.data
             outs.append(out if buf.size else out[:0].reshape(buf.shape))
         self._entry(pointers.ctypes.data)
+        raise_pending()  # an exception inside a host call surfaces here
         return outs
 
 
