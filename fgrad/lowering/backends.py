@@ -7,6 +7,9 @@ and CUDA backends plug into the same registry.
 
 from __future__ import annotations
 
+import os
+import sys
+
 from typing import Any, Sequence
 
 from fgrad.core.array import Array
@@ -31,14 +34,42 @@ register_backend("interpret", run_interpreted)
 _cpu_cache: dict[int, tuple[ClosedJaxpr, Any]] = {}
 
 
-def run_cpu(closed: ClosedJaxpr, args: Sequence[Any]) -> list[Any]:
-    """Compile ``closed`` once (cached on the jaxpr object) and run it natively."""
+def _cpu_executable(closed: ClosedJaxpr) -> Any:
+    """The compiled program for ``closed`` (cached on the jaxpr object)."""
     entry = _cpu_cache.get(id(closed))
     if entry is None or entry[0] is not closed:
         from fgrad.lowering.cpu_llvm.runtime import CpuExecutable
         from fgrad.lowering.schedule import schedule
         entry = _cpu_cache[id(closed)] = (closed, CpuExecutable(schedule(closed)))
-    return entry[1]([x._value if isinstance(x, Array) else x for x in args])
+        _debug_print(closed, entry[1])
+    return entry[1]
+
+
+def run_cpu(closed: ClosedJaxpr, args: Sequence[Any]) -> list[Any]:
+    """Compile ``closed`` once and run it natively: one call into the entry point."""
+    return _cpu_executable(closed)([x._value if isinstance(x, Array) else x for x in args])
+
+
+def describe(closed: ClosedJaxpr, stage: str) -> str:
+    """One stage of compiling ``closed`` for the CPU, as text (``Lowered.as_text``)."""
+    exe = _cpu_executable(closed)
+    if stage == "kernels":
+        return str(exe.program)
+    if stage == "llvm":
+        return exe.compiled.llvm_ir
+    if stage == "llvm-opt":
+        return exe.compiled.optimized_ir
+    if stage == "asm":
+        return exe.compiled.assembly()
+    return str(closed)
+
+
+def _debug_print(closed: ClosedJaxpr, exe: Any) -> None:
+    """``FGRAD_DEBUG=jaxpr,kernels,llvm,llvm-opt,asm``: print those stages of each compile."""
+    stages = [s.strip() for s in os.environ.get("FGRAD_DEBUG", "").split(",") if s.strip()]
+    for stage in stages:
+        print(f"--- fgrad: {stage} ---", file=sys.stderr)
+        print(describe(closed, stage), file=sys.stderr)
 
 
 register_backend("cpu", run_cpu)

@@ -312,7 +312,16 @@ class Jitted:
 
 
 class Lowered:
-    """``jit(f).lower(*args)``: the staged program, printable stage by stage."""
+    """``jit(f).lower(*args)``: the staged program, printable stage by stage.
+
+    ``as_text(stage)`` with stage ``"jaxpr"`` (the staged program), or, from
+    the compiled backends: ``"kernels"`` (the scheduled kernel IR),
+    ``"llvm"`` (LLVM IR as generated), ``"llvm-opt"`` (after optimization)
+    and ``"asm"`` (host assembly). ``FGRAD_DEBUG=jaxpr,kernels,llvm,asm``
+    prints the same stages whenever the CPU backend compiles a function.
+    """
+
+    STAGES = ("jaxpr", "kernels", "llvm", "llvm-opt", "asm")
 
     def __init__(self, jaxpr: ClosedJaxpr) -> None:
         self.jaxpr = jaxpr
@@ -320,8 +329,10 @@ class Lowered:
     def as_text(self, stage: str = "jaxpr") -> str:
         if stage == "jaxpr":
             return str(self.jaxpr)
-        raise ValueError(f"as_text: stage {stage!r} is not available with the interpret "
-                         "backend (only 'jaxpr')")
+        if stage not in self.STAGES:
+            raise ValueError(f"as_text: unknown stage {stage!r}; stages: {self.STAGES}")
+        from fgrad.lowering.backends import describe  # lowering sits below transforms
+        return describe(self.jaxpr, stage)
 
 
 def jit(fun: Callable[..., Any] | None = None, *, static_argnums: int | Sequence[int] = (),
