@@ -46,7 +46,7 @@ def loop_and_stack(f: Callable[..., Any], args: Sequence[Any], in_axes: Sequence
     size = axis_size if not sizes else sizes.pop()
     results = []
     for b in range(size):
-        sliced = [a if ax is None else np.take(np.asarray(a), b, axis=ax)
+        sliced = [a if ax is None else np.asarray(np.take(np.asarray(a), b, axis=ax))
                   for a, ax in zip(args, in_axes)]
         # keep the argument's dtype *and* weak type: slice the fgrad array, not numpy's copy
         sliced = [s if ax is None else fgrad.Array(s, getattr(a, "weak_type", False))

@@ -21,6 +21,11 @@ Conventions worth knowing:
   interior padding, and ``pad`` transposes back to a (strided) ``slice``.
 * ``pad`` is linear in the operand *and* in the padding value: the padding
   value's cotangent is the sum of the cotangent over the padded positions.
+* Batching (``vmap``) rules keep the batch axis where it is whenever the
+  primitive can carry it along: most just add a trivial entry for it to
+  their per-axis params (a full slice, zero padding, ...) and shift the axis
+  numbers past it, so no transpose is emitted. Only ``reshape`` may have to
+  move it, and ``concatenate``/``pad`` broadcast what the batch must share.
 """
 
 from __future__ import annotations
@@ -35,9 +40,11 @@ from fgrad.core.ad_util import is_undefined_primal
 from fgrad.core.array import Array
 from fgrad.core.avals import ShapedArray, get_aval
 from fgrad.core.errors import FgradTypeError
+from fgrad.core.primitive import Primitive
 from fgrad.primitives import elementwise as _ew  # circular, but only used inside rules
 from fgrad.primitives import reductions as _red
 from fgrad.primitives.rules import defjvp_zero, deflinear, standard_primitive
+from fgrad.transforms.vmap import moveaxis
 
 PaddingConfig = tuple[tuple[int, int, int], ...]
 
@@ -54,9 +61,42 @@ def _ints(values: Sequence[Any]) -> tuple[int, ...]:
     return tuple(int(v) for v in values)
 
 
-def _zero_scalar(dtype: np.dtype) -> Array:
-    """A strongly typed 0-d zero: the padding value of a transpose rule."""
-    return Array(np.zeros((), dtype), False)
+def _zero_scalar(dtype: np.dtype, weak_type: bool = False) -> Array:
+    """A 0-d zero (strongly typed by default): the padding value of a transpose rule."""
+    return Array(np.zeros((), dtype), weak_type)
+
+
+def _shift_axes(axes: Sequence[int], bdim: int) -> tuple[int, ...]:
+    """Axis numbers of an unbatched array, renumbered for its batched version (batch at bdim)."""
+    return tuple(a + 1 if a >= bdim else a for a in axes)
+
+
+def _insert_at(params: Sequence[Any], bdim: int, entry: Any) -> tuple[Any, ...]:
+    """A per-axis param tuple with ``entry`` added for the batch axis at ``bdim``."""
+    return (*params[:bdim], entry, *params[bdim:])
+
+
+def _unbatched_aval(x: Any, bdim: int | None) -> ShapedArray:
+    """The type of one batch element of ``x``."""
+    aval = get_aval(x)
+    if bdim is None:
+        return aval
+    return ShapedArray(aval.shape[:bdim] + aval.shape[bdim + 1:], aval.dtype, aval.weak_type)
+
+
+def _check_element(prim: Primitive, vals: Sequence[Any], dims: Sequence[int | None],
+                   **params: Any) -> ShapedArray:
+    """Type-check ``prim`` on one batch element, first thing in a batching rule: bad
+    arguments fail with the unbatched message and shapes, as eagerly and under jit."""
+    return prim.abstract_eval(*[_unbatched_aval(v, d) for v, d in zip(vals, dims)], **params)
+
+
+def _add_batch_axis(x: Any, axis_size: int, bdim: int) -> Any:
+    """Broadcast an unbatched ``x`` straight to a batch axis at ``bdim`` (no transpose);
+    only where each batch element needs a copy (``concatenate``, strict ``select_n``)."""
+    shape = get_aval(x).shape
+    return broadcast_in_dim(x, _insert_at(shape, bdim, axis_size),
+                            _shift_axes(range(len(shape)), bdim))
 
 
 # --- broadcast_in_dim --------------------------------------------------------------------
@@ -101,9 +141,24 @@ def _broadcast_in_dim_transpose(ct: Any, x: Any, shape: tuple[int, ...],
     return [reshape(summed, in_shape) if summed.shape != in_shape else summed]
 
 
+def _broadcast_in_dim_batch(vals: Sequence[Any], dims: Sequence[int | None], *,
+                            axis_size: int, shape: tuple[int, ...],
+                            broadcast_dimensions: tuple[int, ...]) -> tuple[Any, int]:
+    # The operand's batch axis goes right after the output axis of the operand axis before
+    # it: broadcast_dimensions stays increasing, and no transpose is needed.
+    _check_element(broadcast_in_dim_p, vals, dims, shape=shape,
+                   broadcast_dimensions=broadcast_dimensions)
+    (x,), (bdim,) = vals, dims
+    out_bdim = broadcast_dimensions[bdim - 1] + 1 if bdim > 0 else 0
+    dims_out = _shift_axes(broadcast_dimensions, out_bdim)
+    return broadcast_in_dim(x, _insert_at(shape, out_bdim, axis_size),
+                            _insert_at(dims_out, bdim, out_bdim)), out_bdim
+
+
 broadcast_in_dim_p = standard_primitive("broadcast_in_dim", _broadcast_in_dim_impl,
                                         _broadcast_in_dim_shape, _same_dtype, _keep_weak)
 deflinear(broadcast_in_dim_p, _broadcast_in_dim_transpose)
+broadcast_in_dim_p.def_batch(_broadcast_in_dim_batch)
 
 
 def full(shape: Sequence[int], fill_value: Any, dtype: Any = None) -> Any:
@@ -157,9 +212,26 @@ def _reshape_shape(x: ShapedArray, new_sizes: tuple[int, ...]) -> tuple[int, ...
     return new_sizes
 
 
+def _reshape_batch(vals: Sequence[Any], dims: Sequence[int | None], *, axis_size: int,
+                   new_sizes: tuple[int, ...]) -> tuple[Any, int]:
+    # Row-major order: with the batch axis at bdim, the flat index is (before, batch, after).
+    # If some leading new_sizes hold exactly the elements before it, the batch axis can stay
+    # in place between them and the rest (e.g. a batch axis first or last); otherwise move
+    # it to the front, the only place it never splits an element group.
+    _check_element(reshape_p, vals, dims, new_sizes=new_sizes)
+    (x,), (bdim,) = vals, dims
+    shape = get_aval(x).shape
+    before = int(np.prod(shape[:bdim], dtype=np.int64))
+    for k in range(len(new_sizes) + 1):
+        if int(np.prod(new_sizes[:k], dtype=np.int64)) == before:
+            return reshape(x, _insert_at(new_sizes, k, axis_size)), k
+    return reshape(moveaxis(x, bdim, 0), (axis_size, *new_sizes)), 0
+
+
 reshape_p = standard_primitive("reshape", lambda x, new_sizes: np.reshape(x, new_sizes),
                                _reshape_shape, _same_dtype, _keep_weak)
 deflinear(reshape_p, lambda ct, x, new_sizes: [reshape(ct, x.aval.shape)])
+reshape_p.def_batch(_reshape_batch)
 
 
 # --- transpose ---------------------------------------------------------------------------
@@ -176,11 +248,21 @@ def _transpose_shape(x: ShapedArray, permutation: tuple[int, ...]) -> tuple[int,
     return tuple(x.shape[p] for p in permutation)
 
 
+def _transpose_batch(vals: Sequence[Any], dims: Sequence[int | None], *, axis_size: int,
+                     permutation: tuple[int, ...]) -> tuple[Any, int]:
+    # The batch axis keeps its position; the other axes are permuted around it.
+    _check_element(transpose_p, vals, dims, permutation=permutation)
+    (x,), (bdim,) = vals, dims
+    perm = _insert_at(_shift_axes(permutation, bdim), bdim, bdim)
+    return transpose(x, perm), bdim
+
+
 transpose_p = standard_primitive("transpose",
                                  lambda x, permutation: np.transpose(x, permutation),
                                  _transpose_shape, _same_dtype, _keep_weak)
 deflinear(transpose_p, lambda ct, x, permutation: [
     transpose(ct, tuple(int(i) for i in np.argsort(permutation)))])
+transpose_p.def_batch(_transpose_batch)
 
 
 # --- squeeze / expand_dims ---------------------------------------------------------------------
@@ -198,9 +280,18 @@ def _squeeze_shape(x: ShapedArray, dimensions: tuple[int, ...]) -> tuple[int, ..
     return tuple(s for i, s in enumerate(x.shape) if i not in dimensions)
 
 
+def _squeeze_batch(vals: Sequence[Any], dims: Sequence[int | None], *, axis_size: int,
+                   dimensions: tuple[int, ...]) -> tuple[Any, int]:
+    # The batch axis moves left by the number of removed axes before it.
+    _check_element(squeeze_p, vals, dims, dimensions=dimensions)
+    (x,), (bdim,) = vals, dims
+    return squeeze(x, _shift_axes(dimensions, bdim)), bdim - sum(d < bdim for d in dimensions)
+
+
 squeeze_p = standard_primitive("squeeze", lambda x, dimensions: np.squeeze(x, dimensions),
                                _squeeze_shape, _same_dtype, _keep_weak)
 deflinear(squeeze_p, lambda ct, x, dimensions: [reshape(ct, x.aval.shape)])
+squeeze_p.def_batch(_squeeze_batch)
 
 
 def expand_dims(array: Any, dimensions: Sequence[int]) -> Any:
@@ -294,8 +385,21 @@ def _slice_transpose(ct: Any, x: Any, start_indices: tuple[int, ...],
     return [pad(ct, _zero_scalar(ct.dtype), config)]
 
 
+def _slice_batch(vals: Sequence[Any], dims: Sequence[int | None], *, axis_size: int,
+                 start_indices: tuple[int, ...], limit_indices: tuple[int, ...],
+                 strides: tuple[int, ...] | None) -> tuple[Any, int]:
+    # The whole batch axis, stride 1.
+    _check_element(slice_p, vals, dims, start_indices=start_indices,
+                   limit_indices=limit_indices, strides=strides)
+    (x,), (bdim,) = vals, dims
+    return slice(x, _insert_at(start_indices, bdim, 0),
+                 _insert_at(limit_indices, bdim, axis_size),
+                 None if strides is None else _insert_at(strides, bdim, 1)), bdim
+
+
 slice_p = standard_primitive("slice", _slice_impl, _slice_shape, _same_dtype, _keep_weak)
 deflinear(slice_p, _slice_transpose)
+slice_p.def_batch(_slice_batch)
 
 
 # --- pad -----------------------------------------------------------------------------------
@@ -376,8 +480,32 @@ def _pad_transpose(ct: Any, operand: Any, padding_value: Any,
     return [ct_operand if is_undefined_primal(operand) else None, ct_padding_value]
 
 
+def _pad_batch(vals: Sequence[Any], dims: Sequence[int | None], *, axis_size: int,
+               padding_config: PaddingConfig) -> tuple[Any, int]:
+    _check_element(pad_p, vals, dims, padding_config=padding_config)
+    (x, padding_value), (x_bdim, value_bdim) = vals, dims
+    if value_bdim is None:
+        # No padding along the batch axis.
+        return pad(x, padding_value, _insert_at(padding_config, x_bdim, (0, 0, 0))), x_bdim
+    # A padding value per batch element: pad with zeros, then select each element's value
+    # at the padded positions, found by padding a mask of the operand's positions the same
+    # way. The zero is weak so that the result is weak iff operand and value both are.
+    x_aval = get_aval(x)
+    bdim = 0 if x_bdim is None else x_bdim
+    config = padding_config if x_bdim is None else _insert_at(padding_config, bdim, (0, 0, 0))
+    padded = pad(x, _zero_scalar(x_aval.dtype, weak_type=True), config)
+    if x_bdim is None:
+        padded = _add_batch_axis(padded, axis_size, bdim)
+    is_operand = pad(full(_unbatched_aval(x, x_bdim).shape, True, np.bool_),
+                     Array(np.array(False), False), padding_config)
+    out_shape = get_aval(padded).shape
+    values = broadcast_in_dim(padding_value, out_shape, (bdim,))
+    return _ew.select(_add_batch_axis(is_operand, axis_size, bdim), padded, values), bdim
+
+
 pad_p = standard_primitive("pad", _pad_impl, _pad_shape, _same_dtype)
 deflinear(pad_p, _pad_transpose, linear_args=(0, 1))
+pad_p.def_batch(_pad_batch)
 
 
 # --- concatenate ---------------------------------------------------------------------------
@@ -419,10 +547,23 @@ def _concatenate_transpose(ct: Any, *operands: Any, dimension: int) -> list[Any]
     return cts
 
 
+def _concatenate_batch(vals: Sequence[Any], dims: Sequence[int | None], *, axis_size: int,
+                       dimension: int) -> tuple[Any, int]:
+    # Every operand needs the batch axis, at one common position: the one most batched
+    # operands already have (fewest transposes); unbatched operands are broadcast there.
+    _check_element(concatenate_p, vals, dims, dimension=dimension)
+    batched = [d for d in dims if d is not None]
+    bdim = max(set(batched), key=lambda d: (batched.count(d), -d))
+    operands = [_add_batch_axis(x, axis_size, bdim) if d is None else moveaxis(x, d, bdim)
+                for x, d in zip(vals, dims)]
+    return concatenate(operands, dimension + 1 if dimension >= bdim else dimension), bdim
+
+
 concatenate_p = standard_primitive(
     "concatenate", lambda *xs, dimension: np.concatenate(xs, axis=dimension),
     _concatenate_shape, _same_dtype)
 deflinear(concatenate_p, _concatenate_transpose, linear_args="all")
+concatenate_p.def_batch(_concatenate_batch)
 
 
 # --- rev -----------------------------------------------------------------------------------
@@ -439,9 +580,17 @@ def _rev_shape(x: ShapedArray, dimensions: tuple[int, ...]) -> tuple[int, ...]:
     return x.shape
 
 
+def _rev_batch(vals: Sequence[Any], dims: Sequence[int | None], *, axis_size: int,
+               dimensions: tuple[int, ...]) -> tuple[Any, int]:
+    _check_element(rev_p, vals, dims, dimensions=dimensions)
+    (x,), (bdim,) = vals, dims
+    return rev(x, _shift_axes(dimensions, bdim)), bdim
+
+
 rev_p = standard_primitive("rev", lambda x, dimensions: np.flip(x, dimensions),
                            _rev_shape, _same_dtype, _keep_weak)
 deflinear(rev_p, lambda ct, x, dimensions: [rev(ct, dimensions)])
+rev_p.def_batch(_rev_batch)
 
 
 # --- iota ----------------------------------------------------------------------------------
@@ -471,8 +620,19 @@ def _iota_shape(*, dtype: np.dtype, shape: tuple[int, ...], dimension: int) -> t
     return shape
 
 
+def _iota_batch(vals: Sequence[Any], dims: Sequence[int | None], *, axis_size: int,
+                **params: Any) -> tuple[Any, None]:
+    # iota has no operands, so vmap never calls this (it only batches primitives with a
+    # batched operand); should anything call it, the result is the same for every batch
+    # element: unbatched.
+    if vals:
+        raise AssertionError(f"iota takes no operands, got {len(vals)}")
+    return iota_p.bind(**params), None
+
+
 iota_p = standard_primitive("iota", _iota_impl, _iota_shape, lambda **params: params["dtype"])
 defjvp_zero(iota_p)
+iota_p.def_batch(_iota_batch)
 
 
 __all__ = ["broadcast_in_dim", "full", "full_like", "reshape", "transpose", "squeeze",

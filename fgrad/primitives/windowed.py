@@ -11,6 +11,11 @@ Conventions (JAX's, on CPU): max/min pooling sends the whole tangent of a
 window to ONE element, the first extremum in row-major window order (ties
 are not split, unlike ``reduce_max``); ``reduce_window`` with an init value
 ``v`` returns ``v ⊕ (reduction of the real elements)``: padding never counts.
+
+Batching: the batch axis becomes one more window axis with a trivial window
+(size 1, stride 1, no padding, no dilation), so it stays where it is; the
+two-operand primitives first give both operands the batch axis at one
+position (broadcasting an unbatched one: the shape rules need equal shapes).
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ import numpy as np
 from fgrad.core import dtypes
 from fgrad.core.avals import ShapedArray, get_aval
 from fgrad.core.errors import FgradTypeError
+from fgrad.core.primitive import Primitive
 from fgrad.core.trace import Tracer
 from fgrad.primitives import elementwise as _ew
 from fgrad.primitives import shape as _shape
 from fgrad.primitives.rules import defjvp, deflinear, standard_primitive
+from fgrad.transforms.vmap import moveaxis
 
 from fgrad.primitives.conv import (  # the window geometry shared with convolution
     Pads, _dilate_dim, _dilate_pad, _is_16bit_float, _vjp_lhs_padding, _windows, padtype_to_pads,
@@ -56,6 +63,27 @@ def _window_shape_rule(op: str) -> Callable[..., tuple[int, ...]]:
                                  f"(dilated) operand {x.str_short()}")
         return reduce_window_shape_tuple(x.shape, window_dimensions, window_strides, padding,
                                          base_dilation, window_dilation)
+    return rule
+
+
+def _batch_window(bdim: int, window_dimensions: tuple[int, ...],
+                  window_strides: tuple[int, ...], padding: Pads, base_dilation: tuple[int, ...],
+                  window_dilation: tuple[int, ...], **others: Any) -> dict[str, Any]:
+    """The window params with a trivial window (1, stride 1, no padding) for the batch axis."""
+    def add(params: Sequence[Any], entry: Any) -> tuple[Any, ...]:
+        return (*params[:bdim], entry, *params[bdim:])
+    return dict(window_dimensions=add(window_dimensions, 1),
+                window_strides=add(window_strides, 1), padding=add(padding, (0, 0)),
+                base_dilation=add(base_dilation, 1), window_dilation=add(window_dilation, 1),
+                **others)
+
+
+def _reducer_batch(prim: Primitive) -> Callable[..., tuple[Any, int]]:
+    def rule(vals: Sequence[Any], dims: Sequence[int | None], *, axis_size: int,
+             **params: Any) -> tuple[Any, int]:
+        _shape._check_element(prim, vals, dims, **params)  # errors name unbatched shapes
+        (x,), (bdim,) = vals, dims
+        return prim.bind(x, **_batch_window(bdim, **params)), bdim
     return rule
 
 
@@ -130,6 +158,9 @@ reduce_window_min_p = standard_primitive(
     "reduce_window_min", _reducer_impl(
         lambda v, n, dt: np.min(v, axis=tuple(range(n, 2 * n))), lambda dt: _identity(dt, False)),
     _window_shape_rule("reduce_window_min"), lambda x, **_: x.dtype)
+reduce_window_sum_p.def_batch(_reducer_batch(reduce_window_sum_p))
+reduce_window_max_p.def_batch(_reducer_batch(reduce_window_max_p))
+reduce_window_min_p.def_batch(_reducer_batch(reduce_window_min_p))
 # d(max over a window) = the tangent at the window's (first) maximum.
 defjvp(reduce_window_max_p, lambda t, x, **p: select_and_gather_add_p.bind(
     t, x, select_prim=_ew.ge_p, **p))
@@ -216,12 +247,28 @@ def _scatter_shape(s: ShapedArray, x: ShapedArray, **params: Any) -> tuple[int, 
     return x.shape
 
 
+def _select_and_batch(prim: Primitive) -> Callable[..., tuple[Any, int]]:
+    # Both operands get the batch axis at one position (the first batched operand's): the
+    # windowed operand and its result have equal ranks, so the same axis number works for
+    # both. An unbatched operand is broadcast: the shape rules need equal shapes.
+    def rule(vals: Sequence[Any], dims: Sequence[int | None], *, axis_size: int,
+             **params: Any) -> tuple[Any, int]:
+        _shape._check_element(prim, vals, dims, **params)  # errors name unbatched shapes
+        bdim = next(d for d in dims if d is not None)
+        a, b = (_shape._add_batch_axis(v, axis_size, bdim) if d is None else moveaxis(v, d, bdim)
+                for v, d in zip(vals, dims))
+        return prim.bind(a, b, **_batch_window(bdim, **params)), bdim
+    return rule
+
+
 select_and_gather_add_p = standard_primitive("select_and_gather_add", _gather_impl,
                                              _gather_shape, lambda t, x, **_: t.dtype,
                                              lambda t, x, **_: t.weak_type)
 select_and_scatter_add_p = standard_primitive("select_and_scatter_add", _scatter_impl,
                                               _scatter_shape, lambda s, x, **_: s.dtype,
                                               lambda s, x, **_: s.weak_type)
+select_and_gather_add_p.def_batch(_select_and_batch(select_and_gather_add_p))
+select_and_scatter_add_p.def_batch(_select_and_batch(select_and_scatter_add_p))
 deflinear(select_and_gather_add_p, lambda ct, t, x, **p: [
     select_and_scatter_add_p.bind(ct, x, **p), None])
 deflinear(select_and_scatter_add_p, lambda ct, s, x, **p: [
