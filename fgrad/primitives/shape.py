@@ -41,6 +41,7 @@ from fgrad.core.array import Array
 from fgrad.core.avals import ShapedArray, get_aval
 from fgrad.core.errors import FgradTypeError
 from fgrad.core.primitive import Primitive
+from fgrad.core.trace import current_trace
 from fgrad.primitives import elementwise as _ew  # circular, but only used inside rules
 from fgrad.primitives import reductions as _red
 from fgrad.primitives.rules import defjvp_zero, deflinear, standard_primitive
@@ -189,10 +190,28 @@ def full(shape: Sequence[int], fill_value: Any, dtype: Any = None) -> Any:
 def full_like(x: Any, fill_value: Any) -> Any:
     """An array like ``x`` (shape, dtype, weak type) filled with the constant ``fill_value``."""
     aval = get_aval(x)
+    eager = not current_trace().records_constants
+    key = (aval.shape, aval.dtype, aval.weak_type, type(fill_value), fill_value)
+    if eager:
+        # Derivative rules ask for the same constants over and over (the 1 in tanh's
+        # 1 - y², the 2 in x²'s 2x); eagerly they are immutable arrays, so one per
+        # type and value is enough. Under staging a constant is an equation: no cache.
+        try:
+            hit = _constant_cache.get(key)
+        except TypeError:  # an unhashable fill value: no caching
+            hit, eager = None, False
+        if hit is not None:
+            return hit
     scalar = Array(np.asarray(fill_value).astype(aval.dtype), aval.weak_type)
-    if aval.shape == ():
-        return scalar
-    return broadcast_in_dim(scalar, aval.shape, ())
+    out = scalar if aval.shape == () else broadcast_in_dim(scalar, aval.shape, ())
+    if eager and isinstance(out, Array):
+        if len(_constant_cache) > 512:
+            _constant_cache.clear()
+        _constant_cache[key] = out
+    return out
+
+
+_constant_cache: dict[Any, Array] = {}
 
 
 # --- reshape ---------------------------------------------------------------------------
