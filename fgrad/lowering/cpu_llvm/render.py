@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 from llvmlite import ir
 
+from fgrad.lowering.cpu_llvm.mathlib import exp_f32, tanh_f32
 from fgrad.lowering.cpu_llvm.irutil import (
     I1, I8, I64, PTR, entry_alloca, for_range, get_or_declare, llvm_type)
 from fgrad.lowering.kernel_ir import (
@@ -215,6 +216,9 @@ class KernelRenderer:
             return simple[op](*args)
         if op is O.NEG:
             return b.fneg(args[0])
+        if dtype == np.float32 and op in (O.EXP, O.TANH):  # vectorizable, see mathlib.py
+            declare = lambda name, n: self.intrinsic(name, typ, n)  # noqa: E731
+            return (exp_f32 if op is O.EXP else tanh_f32)(b, args[0], declare)
         if op in _INTRINSIC:
             return b.call(self.intrinsic(_INTRINSIC[op], typ, len(args)), args)
         if op is O.FMA:
