@@ -331,24 +331,47 @@ class Scheduler:
         acc_dtype = np.dtype(acc_dtype or out_dtype)
         buf = self.new_buffer(out_shape, out_dtype)
 
+        red_shape = [x.shape[d] for d in axes]
+        # Float sums, maxima and minima over a long innermost axis use LANES independent
+        # accumulators (element j goes to accumulator j % LANES), combined pairwise at the
+        # end: the loop then vectorizes without reassociating (fast-math) flags, and the
+        # rounding stays closer to numpy's pairwise sums than one running total.
+        split = (acc_dtype.kind == "f" and op in (ScalarOp.ADD, ScalarOp.MAX, ScalarOp.MIN)
+                 and bool(red_shape) and red_shape[-1] >= 4 * LANES)
+        names = [f"acc{k}" for k in range(LANES)] if split else ["acc"]
+
         def outer(kept_idxs: Sequence[Idx]) -> list[Stmt]:
-            def inner(red_idxs: Sequence[Idx]) -> list[Stmt]:
+            def element(red_idxs: Sequence[Idx]) -> Value:
                 full: list[Idx] = [as_idx(0)] * x.ndim
                 for d, i in zip(kept, kept_idxs):
                     full[d] = i
                 for d, i in zip(axes, red_idxs):
                     full[d] = i
                 value = x.read(full, None)
-                if value.dtype != acc_dtype:
-                    value = Cast(value, acc_dtype)
-                return [Accumulate("acc", value)]
-            result: Value = AccRef("acc", acc_dtype)
+                return value if value.dtype == acc_dtype else Cast(value, acc_dtype)
+
+            def inner(red_idxs: Sequence[Idx]) -> list[Stmt]:
+                if not split:
+                    return [Accumulate("acc", element(red_idxs))]
+                n = red_shape[-1]
+                main = n // LANES
+                v, t = var(f"r{len(axes) - 1}v"), var(f"r{len(axes) - 1}t")
+                lanes = tuple(Accumulate(names[k], element([*red_idxs, v * LANES + k]))
+                              for k in range(LANES))
+                tail = (Accumulate(names[0], element([*red_idxs, t + main * LANES])),)
+                loops: list[Stmt] = [Loop(v.args[0], main, lanes)]
+                if n - main * LANES:
+                    loops.append(Loop(t.args[0], n - main * LANES, tail))
+                return loops
+
+            result: Value = _combine([AccRef(nm, acc_dtype) for nm in names], op, acc_dtype)
             if finish is not None:
                 result = finish(result)
             if result.dtype != buf.dtype:
                 result = Cast(result, buf.dtype)
-            return [DefineAcc("acc", op, acc_dtype),
-                    *loop_nest([x.shape[d] for d in axes], inner, prefix="r", parallel=False),
+            outer_red = red_shape[:-1] if split else red_shape
+            return [*(DefineAcc(nm, op, acc_dtype) for nm in names),
+                    *loop_nest(outer_red, inner, prefix="r", parallel=False),
                     Store(buf.name, flat_index(kept_idxs, out_shape), result)]
 
         self.emit(name, loop_nest(out_shape, outer))
@@ -357,6 +380,17 @@ class Scheduler:
     def library_call(self, name: str, args: Sequence[str], out: Buffer, **params: Any) -> Lazy:
         self.steps.append(LibraryCall(name, (*args, out.name), tuple(params.items())))
         return buffer_value(out)
+
+
+LANES = 8  # independent accumulators of a split reduction
+
+
+def _combine(values: list[Value], op: ScalarOp, dtype: np.dtype) -> Value:
+    """Pairwise ``op`` of ``values`` (a balanced tree, like numpy's pairwise sum)."""
+    while len(values) > 1:
+        values = [Alu(op, (a, b), dtype) for a, b in zip(values[::2], values[1::2])] + (
+            [values[-1]] if len(values) % 2 else [])
+    return values[0]
 
 
 def loop_nest(shape: Sequence[int], body: Callable[[list[Idx]], list[Stmt]],
