@@ -24,6 +24,8 @@ from fgrad.transforms.vmap import vmap
 from fgrad import tree_util  # noqa: F401
 from fgrad import random  # noqa: F401
 from fgrad import optimizers  # noqa: F401
+from fgrad import data  # noqa: F401
+from fgrad import nn  # noqa: F401
 
 __version__ = "0.1.0"
 
