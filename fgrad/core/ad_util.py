@@ -8,6 +8,8 @@
 * ``add_any_p``: adds two tangents (or cotangents). A separate primitive
   from ``add`` because it is what accumulates contributions in autodiff, so
   its rules are trivial and it never needs promotion or broadcasting.
+  Under ``vmap`` (``vmap(grad(f))`` accumulates batched cotangents) it is
+  batched like any elementwise binary primitive.
 """
 
 from __future__ import annotations
@@ -80,3 +82,13 @@ add_any_p.def_jvp(lambda primals, tangents: (add_any_p.bind(*primals),
                                              add_tangents(*tangents)))
 add_any_p.def_transpose(lambda ct, x, y: [ct, ct])
 add_any_p.linear_args = (0, 1)
+
+
+def _add_any_batch(vals: Any, dims: Any, *, axis_size: int) -> Any:
+    # The generic elementwise rule (batch axes lined up, an unbatched operand broadcast).
+    # Imported here: fgrad.primitives imports this module, so it cannot be imported above.
+    from fgrad.primitives.rules import broadcasting_batcher
+    return broadcasting_batcher(add_any_p)(vals, dims, axis_size=axis_size)
+
+
+add_any_p.def_batch(_add_any_batch)

@@ -20,6 +20,10 @@ window to ONE element, the first extremum in row-major window order (ties
 are not split, unlike ``reduce_max``); ``reduce_window`` with an init value
 ``v`` returns ``v ⊕ (reduction of the real elements)``: padding never counts.
 
+Under ``vmap`` a convolution never broadcasts an unbatched operand: the vmapped
+axis is folded into lhs's batch axis, the kernel's output features, or (both
+batched) the feature groups, and unfolded from the output.
+
 The numpy impls build a strided *view* of all windows (no Python loop over
 output pixels); convolution then copies it once (im2col) into one matmul
 per group. Read next: ``fgrad/nn_stax`` builds Conv and pooling layers on these.
@@ -34,6 +38,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from fgrad.core import dtypes
 from fgrad.core.ad_util import Zero, tangent_aval
+from fgrad.core.array import Array
 from fgrad.core.avals import ShapedArray, get_aval
 from fgrad.core.errors import FgradTypeError
 from fgrad.primitives import elementwise as _ew
@@ -514,9 +519,87 @@ def _conv_transpose_rhs(ct: Any, lhs: Any, rhs: Any, *, window_strides: tuple[in
     return out
 
 
+# Batching. A convolution already maps over its batch axis N (lhs) and its output
+# features O (rhs), so a vmapped axis of size B is folded into one of those and
+# unfolded from the output (as in JAX's rule):
+#   lhs only: fold into lhs's N (the output's N becomes B*N);
+#   rhs only: fold into rhs's O (the output's features become B*O);
+#   both:     B independent convolutions are B feature groups: fold into lhs's C
+#             and rhs's O, multiplying feature_group_count by B (or, for a batch-
+#             grouped conv, into lhs's N, multiplying batch_group_count by B).
+# Groups are group-major along their axis, so an existing group count G stays
+# outermost: B goes *inside* each group, (G, rest) -> (G, B, rest), except when
+# the folded B itself becomes the outer part of new groups (the "both" case).
+
+def _fold_into(x: Any, bdim: int, axis: int, groups: int) -> Any:
+    """Merge batch axis ``bdim`` into ``axis`` (numbered without the batch axis), inside
+    its ``groups`` group-major blocks: (G, rest) -> (G, B, rest)."""
+    if groups == 1:
+        return _reshape_axis_into(bdim, axis, x)
+    pos = axis + (bdim <= axis)                     # axis in x, which still has the batch
+    x = _reshape_axis_out_of(pos, groups, x)        # ..., G, rest, ...
+    x = _reshape_axis_into(bdim + (pos < bdim), axis + 1, x)  # ..., G, B*rest, ...
+    return _reshape_axis_into(axis, axis, x)        # ..., G*B*rest, ...
+
+
+def _unfold_from(x: Any, axis: int, size: int, groups: int) -> Any:
+    """Undo ``_fold_into`` on an output axis: (G, B, rest) -> axes (B, G*rest) at ``axis``."""
+    if groups == 1:
+        return _reshape_axis_out_of(axis, size, x)
+    x = _reshape_axis_out_of(axis, groups, x)       # G, B*rest
+    x = _reshape_axis_out_of(axis + 1, size, x)     # G, B, rest
+    return _reshape_axis_into(axis, axis + 1, x)    # B, G*rest
+
+
+def _conv_batch(vals: Sequence[Any], dims: Sequence[int | None], *, axis_size: int,
+                feature_group_count: int, batch_group_count: int, **params: Any
+                ) -> tuple[Any, int]:
+    lhs, rhs = vals
+    lhs_bdim, rhs_bdim = dims
+    lhs_spec, rhs_spec, out_spec = params["dimension_numbers"]
+    fgc, bgc = feature_group_count, batch_group_count
+    if axis_size == 0:  # nothing to fold (a group count of 0 is meaningless): zeros
+        return _conv_empty_batch(lhs, rhs, lhs_bdim, rhs_bdim, feature_group_count=fgc,
+                                 batch_group_count=bgc, **params), 0
+    if lhs_bdim is not None and rhs_bdim is not None:
+        if bgc > 1:  # batch groups pair lhs's N blocks with O blocks: B more of them
+            new_lhs, bgc = _reshape_axis_into(lhs_bdim, lhs_spec[0], lhs), bgc * axis_size
+        else:        # B independent convs side by side = B (more) feature groups
+            new_lhs, fgc = _reshape_axis_into(lhs_bdim, lhs_spec[1], lhs), fgc * axis_size
+        new_rhs = _reshape_axis_into(rhs_bdim, rhs_spec[0], rhs)
+        out = conv_general_dilated_p.bind(new_lhs, new_rhs, feature_group_count=fgc,
+                                          batch_group_count=bgc, **params)
+        return _reshape_axis_out_of(out_spec[1], axis_size, out), out_spec[1]
+    if lhs_bdim is not None:  # more images through the same kernel
+        new_lhs = _fold_into(lhs, lhs_bdim, lhs_spec[0], bgc)
+        out = conv_general_dilated_p.bind(new_lhs, rhs, feature_group_count=fgc,
+                                          batch_group_count=bgc, **params)
+        return _reshape_axis_out_of(out_spec[0], axis_size, out), out_spec[0]
+    assert rhs_bdim is not None  # more output features from the same image
+    groups = max(fgc, bgc)
+    new_rhs = _fold_into(rhs, rhs_bdim, rhs_spec[0], groups)
+    out = conv_general_dilated_p.bind(lhs, new_rhs, feature_group_count=fgc,
+                                      batch_group_count=bgc, **params)
+    return _unfold_from(out, out_spec[1], axis_size, groups), out_spec[1]
+
+
+def _conv_empty_batch(lhs: Any, rhs: Any, lhs_bdim: int | None, rhs_bdim: int | None,
+                      **params: Any) -> Any:
+    def unbatched(x: Any, bdim: int | None) -> ShapedArray:
+        aval = get_aval(x)
+        shape = aval.shape if bdim is None else aval.shape[:bdim] + aval.shape[bdim + 1:]
+        return ShapedArray(shape, aval.dtype, aval.weak_type)
+
+    aval = conv_general_dilated_p.abstract_eval(unbatched(lhs, lhs_bdim),
+                                                unbatched(rhs, rhs_bdim), **params)
+    zero = Array(np.zeros((), aval.dtype), aval.weak_type)
+    return _shape.broadcast_in_dim(zero, (0, *aval.shape), ())
+
+
 conv_general_dilated_p = standard_primitive("conv_general_dilated", _conv_impl, _conv_shape,
                                             _conv_dtype)
 defbilinear(conv_general_dilated_p, _conv_transpose_lhs, _conv_transpose_rhs)
+conv_general_dilated_p.def_batch(_conv_batch)
 
 
 # --- convenience wrappers (jax.lax's) ---------------------------------------------------------

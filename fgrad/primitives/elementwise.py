@@ -10,6 +10,13 @@ derivative conventions follow JAX:
 * ``pow(x, y)``'s derivative in ``y`` is taken as 0 where ``x == 0``.
 
 16-bit floats are computed in float32 and rounded back, as XLA does on CPU.
+
+Batching: every primitive here is elementwise, so ``vmap`` needs no per-op
+thought. ``unop``/``binop`` install the generic rules themselves; the other
+primitives (``is_finite``, ``round``, ``integer_pow``, ``select_n``,
+``convert_element_type``) name theirs in their block: ``defvectorized``
+(the batch axis just rides along) or ``defbroadcasting`` (batch axes lined
+up, unbatched operands broadcast, since the operands must have equal shapes).
 """
 
 from __future__ import annotations
@@ -26,8 +33,8 @@ from fgrad.core.errors import FgradTypeError
 from fgrad.core.primitive import Primitive
 from fgrad.primitives import shape as _shape
 from fgrad.primitives.rules import (
-    ANY, FLOAT, INT_OR_BOOL, NUMBER, binop, check_kind, defbilinear, defjvp, defjvp2,
-    defjvp_zero, deflinear, standard_primitive, unop)
+    ANY, FLOAT, INT_OR_BOOL, NUMBER, binop, check_kind, defbilinear, defbroadcasting, defjvp,
+    defjvp2, defjvp_zero, deflinear, defvectorized, standard_primitive, unop)
 
 
 def _via_f32(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
@@ -93,6 +100,7 @@ lgamma_p   = unop("lgamma",   _via_f32(scipy.special.gammaln), FLOAT)
 digamma_p  = unop("digamma",  _via_f32(scipy.special.psi),     FLOAT)
 not_p      = unop("not",      lambda x: np.invert(x),          INT_OR_BOOL)
 # fmt: on
+defvectorized(is_finite_p)
 
 
 def _round_impl(x: np.ndarray, rounding_method: int) -> np.ndarray:
@@ -102,7 +110,7 @@ def _round_impl(x: np.ndarray, rounding_method: int) -> np.ndarray:
     return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
-round_p = unop("round", _via_f32(_round_impl), FLOAT)
+round_p = unop("round", _via_f32(_round_impl), FLOAT)  # batched by unop (param passed through)
 
 
 def _integer_pow_impl(x: np.ndarray, y: int) -> np.ndarray:
@@ -121,6 +129,7 @@ def _integer_pow_shape(x: ShapedArray, y: int) -> tuple[int, ...]:
 
 integer_pow_p = standard_primitive("integer_pow", _via_f32(_integer_pow_impl),
                                    _integer_pow_shape, lambda x, y: x.dtype)
+defvectorized(integer_pow_p)
 square_p = unop("square", _via_f32(np.square), NUMBER)
 
 
@@ -307,6 +316,9 @@ def _select_n_transpose(ct: Any, which: Any, *cases: Any) -> list[Any]:
 
 select_n_p.def_jvp(_select_n_jvp)
 select_n_p.def_transpose(_select_n_transpose)
+# The predicate has the cases' shape, so it is lined up like any other operand: a batched
+# predicate with unbatched cases broadcasts the cases, and vice versa.
+defbroadcasting(select_n_p)
 select_n_p.linear_args = "all cases"  # linear in every case, not in the predicate
 
 
@@ -349,6 +361,7 @@ def _convert_transpose(ct: Any, x: Any, new_dtype: np.dtype, weak_type: bool) ->
 
 convert_element_type_p.def_jvp(_convert_jvp)
 convert_element_type_p.def_transpose(_convert_transpose)
+defvectorized(convert_element_type_p)
 convert_element_type_p.linear_args = (0,)
 
 

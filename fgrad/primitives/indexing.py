@@ -44,6 +44,13 @@ linear in ``(operand, updates)`` jointly; ``scatter_mul`` is linear in the
 operand, and its derivative in the updates is exact even for repeated
 indices (JAX requires unique indices there); ``scatter_min``/``max`` split
 the tangent evenly between tied winners, operand included, as JAX does.
+
+**Batching.** The ``vmap`` rules come from the constructors in
+``indexing_batch.py`` and are registered in each block below: a batched
+operand adds one axis taken whole, batched indices add one batch dim of the
+indices (the operand is not broadcast), both together index the operand's
+batch axis with an iota coordinate; batched ``dynamic_slice`` starts turn
+into a gather, batched ``dynamic_update_slice`` starts into a scatter.
 """
 
 from __future__ import annotations
@@ -58,6 +65,12 @@ from fgrad.core.avals import ShapedArray, get_aval
 from fgrad.core.errors import FgradTypeError
 from fgrad.primitives import elementwise as _ew
 from fgrad.primitives import shape as _shape
+from fgrad.primitives.indexing_batch import (
+    dynamic_slice_batcher,
+    dynamic_update_slice_batcher,
+    gather_batcher,
+    scatter_batcher,
+)
 from fgrad.primitives.rules import deflinear, standard_primitive
 
 Axes = tuple[int, ...]
@@ -228,6 +241,7 @@ gather_p = standard_primitive("gather", _gather_impl, _gather_shape,
 gather_p.def_jvp(_gather_jvp)
 gather_p.def_transpose(_gather_transpose)
 gather_p.linear_args = (0,)
+gather_p.def_batch(gather_batcher(gather_p))
 
 
 # --- the scatter family: one impl and one shape rule, five combiners ----------------------
@@ -255,7 +269,8 @@ def _scatter_impl(name: str) -> Callable[..., np.ndarray]:
     def impl(operand: np.ndarray, indices: np.ndarray, updates: np.ndarray, *, axes: Axes,
              mode: str) -> np.ndarray:
         rows, perm = _rows(operand, axes)
-        rows = rows.copy() if np.may_share_memory(rows, operand) else rows  # never write inputs
+        if np.may_share_memory(rows, operand) or not rows.flags.writeable:
+            rows = rows.copy()  # never write into an input (a size-0 view shares no memory)
         offsets, in_bounds = _flat_targets(operand.shape, indices, axes)
         flat_updates = updates.reshape((len(offsets), *rows.shape[1:]))
         if mode == "drop":
@@ -285,9 +300,11 @@ def _scatter_shape(name: str) -> Callable[..., tuple[int, ...]]:
 
 
 def _scatter_primitive(name: str) -> Any:
-    return standard_primitive(name, _scatter_impl(name), _scatter_shape(name),
+    prim = standard_primitive(name, _scatter_impl(name), _scatter_shape(name),
                               lambda operand, *_, **__: operand.dtype,
                               lambda operand, *_, **__: operand.weak_type)
+    prim.def_batch(scatter_batcher(prim))  # one batching rule for the whole family
+    return prim
 
 
 def _scatter_bind(prim: Any, operand: Any, indices: Any, updates: Any, axes: Sequence[int],
@@ -568,6 +585,7 @@ dynamic_slice_p = standard_primitive("dynamic_slice", _dynamic_slice_impl,
                                      lambda operand, *_, **__: operand.dtype,
                                      lambda operand, *_, **__: operand.weak_type)
 deflinear(dynamic_slice_p, _dynamic_slice_transpose, linear_args=(0,))
+dynamic_slice_p.def_batch(dynamic_slice_batcher(dynamic_slice_p, gather_p))
 
 
 # --- dynamic_update_slice -----------------------------------------------------------------
@@ -619,6 +637,8 @@ dynamic_update_slice_p = standard_primitive(
     lambda operand, *_, **__: operand.dtype,
     lambda operand, update, *_, **__: operand.weak_type and update.weak_type)
 deflinear(dynamic_update_slice_p, _dynamic_update_slice_transpose, linear_args=(0, 1))
+dynamic_update_slice_p.def_batch(dynamic_update_slice_batcher(dynamic_update_slice_p,
+                                                              scatter_p))
 
 
 __all__ = ["gather", "scatter", "scatter_add", "scatter_mul", "scatter_min", "scatter_max",

@@ -17,6 +17,16 @@ partially pivoted ``P A = L U`` returning ``(lu, pivots, permutation)``.
 Their derivative rules are written with fgrad's own strict ops, so they can
 be differentiated again. Strict: operands have equal dtypes; 16-bit floats
 are computed in float32 and rounded back, as XLA does on CPU.
+
+Batching (vmap): ``dot_general`` never broadcasts an unbatched operand. With
+both operands batched the vmapped axis becomes one more dot_general batch
+axis; with one batched it is simply one more *free* axis of that operand
+(free axes pass through to the output untouched). The factorizations
+already work on leading batch axes, so the vmapped axis is kept where it is
+when it is leading, else moved to the front. ``triangular_solve`` with only
+``b`` batched folds the batch into b's right-hand-side axis (the columns
+when ``left_side``, the rows otherwise): solving for more right-hand sides
+at once is the same solve, with ``a`` left unbroadcast.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from fgrad.core.primitive import Primitive
 from fgrad.primitives import elementwise as _ew
 from fgrad.primitives import shape as _shape
 from fgrad.primitives.rules import check_kind, defbilinear, defjvp2, FLOAT, standard_primitive
+from fgrad.transforms.vmap import moveaxis
 
 DimensionNumbers = tuple[tuple[tuple[int, ...], tuple[int, ...]],
                          tuple[tuple[int, ...], tuple[int, ...]]]
@@ -222,9 +233,41 @@ def _dot_general_transpose_rhs(ct: Any, x: Any, y: Any, *, dimension_numbers: Di
                                   preferred_element_type, precision)
 
 
+def _bump(axes: Sequence[int], bdim: int) -> tuple[int, ...]:
+    """Axis numbers of an unbatched operand, renumbered for the operand with its batch axis."""
+    return tuple(a + (a >= bdim) for a in axes)
+
+
+def _dot_general_batch(vals: Sequence[Any], dims: Sequence[int | None], *, axis_size: int,
+                       dimension_numbers: DimensionNumbers, precision: Any,
+                       preferred_element_type: Any) -> tuple[Any, int]:
+    lhs, rhs = vals
+    lbd, rbd = dims
+    (lc, rc), (lb, rb) = dimension_numbers
+    if lbd is not None and rbd is not None:
+        # Both vary: pair the two vmapped axes as one more (the first) batch axis.
+        dn = ((_bump(lc, lbd), _bump(rc, rbd)), ((lbd, *_bump(lb, lbd)), (rbd, *_bump(rb, rbd))))
+        out_dim = 0
+    elif lbd is not None:
+        # Only lhs varies: its vmapped axis is one more lhs free axis, landing after the
+        # batch axes and after the lhs free axes that precede it. rhs is not broadcast.
+        free = _free_axes(lhs.ndim - 1, lc, lb)
+        dn = ((_bump(lc, lbd), rc), (_bump(lb, lbd), rb))
+        out_dim = len(lb) + sum(a < lbd for a in free)
+    else:
+        assert rbd is not None
+        free = _free_axes(rhs.ndim - 1, rc, rb)
+        dn = ((lc, _bump(rc, rbd)), (lb, _bump(rb, rbd)))
+        out_dim = len(lb) + len(_free_axes(lhs.ndim, lc, lb)) + sum(a < rbd for a in free)
+    out = dot_general_p.bind(lhs, rhs, dimension_numbers=dn, precision=precision,
+                             preferred_element_type=preferred_element_type)
+    return out, out_dim
+
+
 dot_general_p = standard_primitive("dot_general", _dot_general_impl, _dot_general_shape,
                                    _dot_general_dtype)
 defbilinear(dot_general_p, _dot_general_transpose_lhs, _dot_general_transpose_rhs)
+dot_general_p.def_batch(_dot_general_batch)
 
 
 # --- helpers for the factorizations' rules (strict fgrad ops on [..., m, n] batches) ----
@@ -274,6 +317,23 @@ def _check_matrices(op: str, *avals: ShapedArray, square: bool = True) -> None:
             what = "a batch of square matrices [..., n, n]" if square else \
                 "a batch of matrices [..., m, n]"
             raise FgradTypeError(f"{op}: expected {what}, got {aval.str_short()}")
+
+
+def _leading_bdim(x: Any, bdim: int) -> tuple[Any, int]:
+    """``x`` with its batch axis among the leading (per-matrix batch) axes: kept where it
+    is when it already is one, else moved to the front."""
+    if bdim < x.ndim - 2:
+        return x, bdim
+    return moveaxis(x, bdim, 0), 0
+
+
+def _with_bdim_at(x: Any, bdim: int | None, dst: int, axis_size: int) -> Any:
+    """``x`` with its batch axis at ``dst``: moved, or created by broadcasting if unbatched."""
+    if bdim is not None:
+        return moveaxis(x, bdim, dst)
+    shape = (*x.shape[:dst], axis_size, *x.shape[dst:])
+    keep = tuple(i for i in range(len(shape)) if i != dst)
+    return _shape.broadcast_in_dim(x, shape, keep)
 
 
 def _per_matrix(x: np.ndarray) -> np.ndarray:
@@ -327,10 +387,17 @@ def _cholesky_jvp(primals: Sequence[Any], tangents: Sequence[Any]) -> Any:
     return L, _matmul(L, _ew.mul(_tril(tmp), halve_diagonal))
 
 
+def _cholesky_batch(vals: Sequence[Any], dims: Sequence[int | None], *,
+                    axis_size: int) -> tuple[Any, int]:
+    x, bdim = _leading_bdim(vals[0], dims[0])  # type: ignore[arg-type]
+    return cholesky_p.bind(x), bdim
+
+
 cholesky_p = standard_primitive("cholesky", _cholesky_impl, _cholesky_shape,
                                 lambda x: x.dtype)
 cholesky_p.def_jvp(_cholesky_jvp)
 cholesky_p.declare_missing("transpose", "not linear")
+cholesky_p.def_batch(_cholesky_batch)
 
 
 # --- triangular_solve --------------------------------------------------------------------
@@ -417,6 +484,38 @@ def _triangular_solve_transpose(ct: Any, a: Any, b: Any, *, left_side: bool, low
     return [None, ct_b]
 
 
+def _triangular_solve_batch(vals: Sequence[Any], dims: Sequence[int | None], *,
+                            axis_size: int, left_side: bool, **params: Any) -> tuple[Any, int]:
+    a, b = vals
+    a_bdim, b_bdim = dims
+    if a_bdim is None:
+        assert b_bdim is not None
+        return _triangular_solve_fold_b(a, b, b_bdim, left_side=left_side, **params)
+    # a varies: b must vary too (broadcast if it does not), at the same leading position.
+    a, bdim = _leading_bdim(a, a_bdim)
+    b = _with_bdim_at(b, b_bdim, bdim, axis_size)
+    return triangular_solve_p.bind(a, b, left_side=left_side, **params), bdim
+
+
+def _triangular_solve_fold_b(a: Any, b: Any, bdim: int, *, left_side: bool,
+                             **params: Any) -> tuple[Any, int]:
+    # op(a)⁻¹ b acts on each column of b ([..., m, n], left side) and x op(a) = b on
+    # each row of b ([..., n, m]): more columns (rows) are more independent solves
+    # with the same a. So merge the batch into n instead of broadcasting a.
+    # In the batched b (ndim nd), the batch and n must be the adjacent pair of axes at
+    # (nd - 2, nd - 1) (left: [..., m, *]) or (nd - 3, nd - 2) (right: [..., *, m]), in
+    # either order: keep the batch axis if it is already there, else put it before n.
+    nd = b.ndim
+    n_pos = nd - 2 if left_side else nd - 3
+    if bdim not in (n_pos, n_pos + 1):
+        b = moveaxis(b, bdim, n_pos)
+        bdim = n_pos
+    shape = list(b.shape)
+    folded = shape[:n_pos] + [shape[n_pos] * shape[n_pos + 1]] + shape[n_pos + 2:]
+    out = triangular_solve_p.bind(a, _shape.reshape(b, folded), left_side=left_side, **params)
+    return _shape.reshape(out, shape), bdim
+
+
 triangular_solve_p = standard_primitive(
     "triangular_solve", _triangular_solve_impl, _triangular_solve_shape,
     lambda a, b, **_: b.dtype, weak_type_rule=lambda a, b, **_: a.weak_type and b.weak_type)
@@ -424,6 +523,7 @@ defjvp2(triangular_solve_p, _triangular_solve_jvp_a,
         lambda b_dot, ans, a, b, **params: triangular_solve_p.bind(a, b_dot, **params))
 triangular_solve_p.def_transpose(_triangular_solve_transpose)
 triangular_solve_p.linear_args = (1,)
+triangular_solve_p.def_batch(_triangular_solve_batch)
 
 
 # --- lu --------------------------------------------------------------------------------------
@@ -515,11 +615,19 @@ def _lu_jvp(primals: Sequence[Any], tangents: Sequence[Any]) -> Any:
     return [lu_, pivots, permutation], [lu_dot, Zero(pivots.aval), Zero(permutation.aval)]
 
 
+def _lu_batch(vals: Sequence[Any], dims: Sequence[int | None], *,
+              axis_size: int) -> tuple[list[Any], list[int]]:
+    # lu, pivots and permutation all share x's leading batch axes.
+    x, bdim = _leading_bdim(vals[0], dims[0])  # type: ignore[arg-type]
+    return lu_p.bind(x), [bdim] * 3
+
+
 lu_p = Primitive("lu", multiple_results=True)
 lu_p.def_impl(_lu_impl)
 lu_p.def_abstract_eval(_lu_abstract_eval)
 lu_p.def_jvp(_lu_jvp)
 lu_p.declare_missing("transpose", "not linear")
+lu_p.def_batch(_lu_batch)
 
 
 __all__ = ["dot_general", "cholesky", "triangular_solve", "lu"]

@@ -24,6 +24,11 @@ Conventions (all as in JAX):
 * ``cumsum`` is linear; its transpose is a ``cumsum`` in the other direction.
 
 16-bit floats are accumulated in float32 and rounded once at the end.
+
+Batching (``vmap``): the reductions and ``argmax``/``argmin`` use the
+generic ``defreducer`` (their ``axes`` renumbered past the batch axis, the
+batch axis moved down by the reduced axes before it); the cumulative ops
+shift their ``axis`` the same way and keep the batch axis where it is.
 """
 
 from __future__ import annotations
@@ -39,8 +44,8 @@ from fgrad.core.primitive import Primitive
 from fgrad.primitives import elementwise as _ew  # circular: used only inside rules
 from fgrad.primitives import shape as _shape  # circular: used only inside rules
 from fgrad.primitives.rules import (
-    ANY, FLOAT, INT_OR_BOOL, NUMBER, check_kind, defjvp2, defjvp_zero, deflinear,
-    standard_primitive)
+    ANY, FLOAT, INT_OR_BOOL, NUMBER, batched_axes, check_kind, defjvp2, defjvp_zero, deflinear,
+    defreducer, standard_primitive)
 
 
 def check_axes(op: str, x: ShapedArray, axes: tuple[int, ...]) -> None:
@@ -105,6 +110,7 @@ def _reduce_sum_transpose(ct: Any, x: Any, axes: tuple[int, ...]) -> list[Any]:
 reduce_sum_p = standard_primitive("reduce_sum", _in_f32(_reduce_sum_impl),
                                   _reduced_shape("reduce_sum", ANY), _same_dtype)
 deflinear(reduce_sum_p, _reduce_sum_transpose)
+defreducer(reduce_sum_p)
 
 
 # --- reduce_max / reduce_min -----------------------------------------------------------------
@@ -154,9 +160,11 @@ def _reduce_chooser_jvp(t: Any, ans: Any, x: Any, axes: tuple[int, ...]) -> Any:
 reduce_max_p = standard_primitive("reduce_max", _reduce_max_impl,
                                   _reduced_shape("reduce_max", ANY), _same_dtype)
 defjvp2(reduce_max_p, _reduce_chooser_jvp)
+defreducer(reduce_max_p)
 reduce_min_p = standard_primitive("reduce_min", _reduce_min_impl,
                                   _reduced_shape("reduce_min", ANY), _same_dtype)
 defjvp2(reduce_min_p, _reduce_chooser_jvp)
+defreducer(reduce_min_p)
 
 
 # --- reduce_prod -----------------------------------------------------------------------------
@@ -202,6 +210,7 @@ def _reduce_prod_jvp(primals: Sequence[Any], tangents: Sequence[Any],
 reduce_prod_p = standard_primitive("reduce_prod", _in_f32(_reduce_prod_impl),
                                    _reduced_shape("reduce_prod", NUMBER), _same_dtype)
 reduce_prod_p.def_jvp(_reduce_prod_jvp)
+defreducer(reduce_prod_p)
 
 
 # --- reduce_and / reduce_or ------------------------------------------------------------------
@@ -236,6 +245,8 @@ reduce_or_p = standard_primitive("reduce_or", _reduce_or_impl,
                                  _not_weak)
 defjvp_zero(reduce_and_p)
 defjvp_zero(reduce_or_p)
+defreducer(reduce_and_p)
+defreducer(reduce_or_p)
 
 
 # --- argmax / argmin -------------------------------------------------------------------------
@@ -281,6 +292,8 @@ argmin_p = standard_primitive("argmin", _argminmax_impl(np.argmin), _argminmax_s
                               lambda x, axes, index_dtype: index_dtype, _not_weak)
 defjvp_zero(argmax_p)
 defjvp_zero(argmin_p)
+defreducer(argmax_p)  # index_dtype passes through; axes is a 1-tuple like any other
+defreducer(argmin_p)
 
 
 # --- cumulative reductions: cumsum, cumprod, cummax, cummin, cumlogsumexp ----------------------
@@ -328,10 +341,25 @@ def _cumulative_impl(accumulate: Callable[..., np.ndarray]) -> Callable[..., np.
     return _in_f32(impl)
 
 
+def _cumulative_batch(prim: Primitive) -> Callable[..., tuple[Any, int]]:
+    """Scan the same logical axis of the batched operand: ``axis`` renumbered past the
+    batch axis, which stays where it is (every batch element scans independently)."""
+    def rule(vals: Sequence[Any], dims: Sequence[int | None], *, axis_size: int, axis: int,
+             reverse: bool) -> tuple[Any, int]:
+        (x,), (dim,) = vals, dims
+        (new_axis,) = batched_axes((axis,), dim)
+        return prim.bind(x, axis=new_axis, reverse=reverse), dim
+    return rule
+
+
 def _cumulative_primitive(name: str, accumulate: Callable[..., np.ndarray],
                           kind: str = NUMBER) -> Primitive:
-    return standard_primitive(name, _cumulative_impl(accumulate), _cumulative_shape(name, kind),
+    """A cumulative primitive with its impl, shape rule and batching rule (the JVPs and
+    ``cumsum``'s transpose are set below)."""
+    prim = standard_primitive(name, _cumulative_impl(accumulate), _cumulative_shape(name, kind),
                               _same_dtype)
+    prim.def_batch(_cumulative_batch(prim))
+    return prim
 
 
 Pair = list[Any]  # [primal, tangent]

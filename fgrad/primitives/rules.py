@@ -11,10 +11,16 @@ fill the common cases:
   summed, skipping symbolic zeros (``defjvp2`` also passes the output);
 * ``deflinear``: a primitive linear in all its arguments; its JVP is itself;
 * ``defbilinear``: linear in each of two arguments (``mul``, ``dot_general``);
-* ``defjvp_zero``: derivative zero by declaration (comparisons, ``floor``).
+* ``defjvp_zero``: derivative zero by declaration (comparisons, ``floor``);
+* batching (``vmap``) rules, see ``transforms/vmap.py``:
+  ``defvectorized`` (unary elementwise: apply as is, the batch axis stays
+  put), ``defbroadcasting`` (n-ary elementwise: line the operands' batch
+  axes up, broadcasting unbatched operands) and ``defreducer`` (an ``axes``
+  parameter to shift past the batch axis). ``unop`` and ``binop`` install
+  the first two themselves.
 
 Rules are written with fgrad's own strict wrappers, never raw numpy, so
-they are themselves differentiable, traceable and (later) batchable.
+they are themselves differentiable, traceable and batchable.
 """
 
 from __future__ import annotations
@@ -90,17 +96,21 @@ def standard_primitive(name: str, impl: Callable[..., Any],
 
 
 def unop(name: str, impl: Callable[..., Any], kind: str) -> Primitive:
-    """Elementwise unary primitive: same shape and dtype out as in."""
+    """Elementwise unary primitive: same shape and dtype out as in; batched by
+    ``defvectorized``."""
     def shape_rule(x: ShapedArray, **_: Any) -> tuple[int, ...]:
         check_kind(name, kind, x)
         return x.shape
 
-    return standard_primitive(name, impl, shape_rule, lambda x, **_: x.dtype)
+    prim = standard_primitive(name, impl, shape_rule, lambda x, **_: x.dtype)
+    defvectorized(prim)
+    return prim
 
 
 def binop(name: str, impl: Callable[..., Any], kind: str,
           result_dtype: Any = None) -> Primitive:
-    """Elementwise binary primitive on equal shapes and dtypes.
+    """Elementwise binary primitive on equal shapes and dtypes; batched by
+    ``defbroadcasting``.
 
     ``result_dtype`` overrides the output dtype (``bool`` for comparisons).
     """
@@ -110,9 +120,13 @@ def binop(name: str, impl: Callable[..., Any], kind: str,
         return x.shape
 
     if result_dtype is None:
-        return standard_primitive(name, impl, shape_rule, lambda x, y, **_: x.dtype)
-    return standard_primitive(name, impl, shape_rule, lambda x, y, **_: np.dtype(result_dtype),
-                              weak_type_rule=lambda *a, **_: False)
+        prim = standard_primitive(name, impl, shape_rule, lambda x, y, **_: x.dtype)
+    else:
+        prim = standard_primitive(name, impl, shape_rule,
+                                  lambda x, y, **_: np.dtype(result_dtype),
+                                  weak_type_rule=lambda *a, **_: False)
+    defbroadcasting(prim)
+    return prim
 
 
 # --- JVP constructors ------------------------------------------------------------------
@@ -214,6 +228,106 @@ def defbilinear(prim: Primitive, lhs_transpose: Callable[..., Any],
     prim.linear_args = (0, 1)
 
 
+# --- batching-rule constructors ----------------------------------------------------------
+#
+# A batching rule is ``rule(vals, dims, *, axis_size, **params) -> (out, out_dim)``:
+# ``vals`` carry their batch axes, ``dims[i]`` is where operand i's batch axis is (None:
+# unbatched, the same for every batch element; at least one is not None). The rule runs in
+# the parent trace and binds ordinary strict primitives. The wrappers of ``shape.py`` are
+# imported inside the rules: that module imports this one.
+
+BatchRule = Callable[..., tuple[Any, Any]]
+
+
+def vectorized_batcher(prim: Primitive) -> BatchRule:
+    """The batching rule of a unary elementwise primitive.
+
+    Elementwise means "the same thing at every position", so the batch axis
+    is just one more axis: apply ``prim`` to the batched operand with the
+    same params; the output's batch axis is where the input's was.
+    """
+    def rule(vals: Sequence[Any], dims: Sequence[int | None], *, axis_size: int,
+             **params: Any) -> tuple[Any, int | None]:
+        (x,), (dim,) = vals, dims
+        return prim.bind(x, **params), dim
+
+    return rule
+
+
+def defvectorized(prim: Primitive) -> None:
+    """Batch the unary elementwise ``prim`` with ``vectorized_batcher``."""
+    prim.def_batch(vectorized_batcher(prim))
+
+
+def broadcasting_batcher(prim: Primitive) -> BatchRule:
+    """The batching rule of an n-ary elementwise primitive (``add``, ``select_n`` ...).
+
+    The primitive needs operands of equal shapes, so the batch axes must be
+    lined up. When every operand is batched at the same axis the primitive
+    applies as it is. Otherwise the batch axis goes where the first batched
+    operand has it (so at least that operand is not moved): the other batched
+    operands move their batch axis there (one ``transpose`` each), and
+    unbatched operands are broadcast to the batched shape with one
+    ``broadcast_in_dim`` each. Both keep weak types, so the result's weak
+    type is what the primitive gives unbatched operands.
+    """
+    def rule(vals: Sequence[Any], dims: Sequence[int | None], *, axis_size: int,
+             **params: Any) -> tuple[Any, int]:
+        out_dim = next(d for d in dims if d is not None)
+        if all(d == out_dim for d in dims):
+            return prim.bind(*vals, **params), out_dim
+        lined_up = [_batch_axis_to(v, d, out_dim, axis_size) for v, d in zip(vals, dims)]
+        return prim.bind(*lined_up, **params), out_dim
+
+    return rule
+
+
+def defbroadcasting(prim: Primitive) -> None:
+    """Batch the n-ary elementwise ``prim`` with ``broadcasting_batcher``."""
+    prim.def_batch(broadcasting_batcher(prim))
+
+
+def _batch_axis_to(x: Any, dim: int | None, dst: int, axis_size: int) -> Any:
+    """``x`` with its batch axis at ``dst``: moved there, or (unbatched) broadcast into it."""
+    from fgrad.primitives.shape import broadcast_in_dim
+    from fgrad.transforms.vmap import moveaxis
+    if dim is not None:
+        return moveaxis(x, dim, dst)
+    shape = _aval(x).shape
+    out_shape = (*shape[:dst], axis_size, *shape[dst:])
+    return broadcast_in_dim(x, out_shape, [i for i in range(len(out_shape)) if i != dst])
+
+
+def batched_axes(axes: Sequence[int], dim: int) -> tuple[int, ...]:
+    """Axes of the unbatched operand, renumbered for the operand with batch axis ``dim``.
+
+    Axes at or after ``dim`` move up by one; the order is kept (sorted stays sorted).
+    """
+    return tuple(a + 1 if a >= dim else a for a in axes)
+
+
+def reducer_batcher(prim: Primitive) -> BatchRule:
+    """The batching rule of a one-operand primitive that removes the axes ``axes``
+    (``reduce_sum``, ``argmax`` ...); other params are passed through.
+
+    The reduced axes are renumbered around the batch axis; the batch axis
+    survives, moved down by the number of reduced axes before it.
+    """
+    def rule(vals: Sequence[Any], dims: Sequence[int | None], *, axis_size: int,
+             axes: tuple[int, ...], **params: Any) -> tuple[Any, int]:
+        (x,), (dim,) = vals, dims
+        new_axes = batched_axes(axes, dim)
+        out_dim = dim - sum(1 for a in new_axes if a < dim)
+        return prim.bind(x, axes=new_axes, **params), out_dim
+
+    return rule
+
+
+def defreducer(prim: Primitive) -> None:
+    """Batch the reduction ``prim`` (an ``axes`` param) with ``reducer_batcher``."""
+    prim.def_batch(reducer_batcher(prim))
+
+
 def _aval(x: Any) -> ShapedArray:
     from fgrad.core.avals import get_aval
     return get_aval(x)
@@ -221,4 +335,6 @@ def _aval(x: Any) -> ShapedArray:
 
 __all__ = ["FLOAT", "NUMBER", "INT", "INT_OR_BOOL", "ANY", "standard_primitive", "unop",
            "binop", "defjvp", "defjvp2", "defjvp_zero", "deflinear", "defbilinear",
-           "check_kind", "check_same_types", "UndefPrimal"]
+           "check_kind", "check_same_types", "UndefPrimal", "vectorized_batcher",
+           "defvectorized", "broadcasting_batcher", "defbroadcasting", "reducer_batcher",
+           "defreducer", "batched_axes"]
