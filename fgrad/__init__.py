@@ -26,6 +26,7 @@ from fgrad import random  # noqa: F401
 from fgrad import optimizers  # noqa: F401
 from fgrad import data  # noqa: F401
 from fgrad import nn  # noqa: F401
+from fgrad import nn_stax  # noqa: F401
 
 __version__ = "0.1.0"
 

@@ -250,3 +250,9 @@ __all__ = [
     "hard_sigmoid", "hard_silu", "hard_swish", "glu", "log_softmax", "softmax", "logsumexp",
     "standardize", "one_hot",
 ]
+
+# Losses and metrics (fgrad/nn/losses.py imports the activations above, so this comes last).
+from fgrad.nn.losses import *  # noqa: E402, F401, F403
+from fgrad.nn.losses import __all__ as _losses_all  # noqa: E402
+
+__all__ += _losses_all
