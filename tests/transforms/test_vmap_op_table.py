@@ -36,7 +36,9 @@ from op_table import Rec, args_strategy
 
 RECORDS = op_table.all_records()
 DIFF_RECORDS = [r for r in RECORDS if r.diff and r.float_args()]
-EXAMPLES = max(2, hypothesis.settings.default.max_examples // 5)
+# Two drawn batches per record in CI (the profile's max_examples / 10), more in nightly:
+# the per-primitive batch suites already test each rule in depth.
+EXAMPLES = max(1, hypothesis.settings.default.max_examples // 10)
 examples = hypothesis.settings(max_examples=EXAMPLES)
 VALUE_TOL = {np.dtype(np.float16): 2e-3, np.dtype(np.float32): 2e-5,
              np.dtype(np.float64): 1e-11}
@@ -112,7 +114,7 @@ def _loss(f: Any) -> Any:
 
 
 @pytest.mark.parametrize("rec", DIFF_RECORDS, ids=_ids(DIFF_RECORDS))
-@hypothesis.settings(max_examples=max(1, EXAMPLES // 2))
+@hypothesis.settings(max_examples=max(1, EXAMPLES // 2))  # 1 in CI
 @given(data=st.data())
 def test_vmap_of_grad_matches_loop(rec: Rec, data: Any, x64: None) -> None:
     values, positions, axes, batched = data.draw(
