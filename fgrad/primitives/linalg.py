@@ -131,7 +131,10 @@ def _contract(lhs: np.ndarray, rhs: np.ndarray, lc: tuple[int, ...], rc: tuple[i
         y = y.reshape(math.prod(batch_shape), k, n)
     else:
         x, y = x.reshape(m, k), y.reshape(k, n)
-    return np.matmul(x, y).reshape(batch_shape + lf_shape + rf_shape)
+    # With nothing to contract (k == 1: an outer product, e.g. per-example weight
+    # gradients under vmap) a broadcast multiply beats a matmul of inner size 1.
+    out = x * y if not lc else np.matmul(x, y)
+    return out.reshape(batch_shape + lf_shape + rf_shape)
 
 
 def _dot_general_shape(lhs: ShapedArray, rhs: ShapedArray, *,
@@ -205,11 +208,18 @@ def _dot_transpose_operand(ct: Any, other: Any, x_aval: ShapedArray, x_contract:
         # JAX's mixed-dtype dot does, and round the result back to x's dtype.
         other = _ew.convert_element_type(other, ct.dtype)
     dims = ((tuple(ct_y_free), tuple(y_free)), (tuple(range(nb)), tuple(y_batch)))
-    out = dot_general(ct, other, dims, precision=precision)
-    # Axes of `out`, named by the x axis each corresponds to.
+    # Axes of the product, named by the x axis each corresponds to.
     x_contract_by_y = [x_contract[i] for i in np.argsort(y_contract)]
     x_axes_of_out = list(x_batch) + x_free + x_contract_by_y
-    out = _maybe_transpose(out, tuple(int(i) for i in np.argsort(x_axes_of_out)))
+    swapped_axes = list(x_batch) + x_contract_by_y + x_free
+    if sorted(swapped_axes) == swapped_axes and x_axes_of_out != swapped_axes:
+        # Multiplying in the other order yields x's axis order directly (e.g. the
+        # weight gradient hᵀ·ct of h @ W): no transpose after the product.
+        swapped = ((tuple(y_free), tuple(ct_y_free)), (tuple(y_batch), tuple(range(nb))))
+        out = dot_general(other, ct, swapped, precision=precision)
+    else:
+        out = dot_general(ct, other, dims, precision=precision)
+        out = _maybe_transpose(out, tuple(int(i) for i in np.argsort(x_axes_of_out)))
     if out.dtype != x_aval.dtype:
         out = _ew.convert_element_type(out, x_aval.dtype)
     return out

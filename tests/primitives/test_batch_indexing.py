@@ -58,26 +58,11 @@ def _axes_for(rng: np.random.Generator, ndims: Sequence[int], batched: Sequence[
     return [_axis_choice(rng, nd) if b else None for nd, b in zip(ndims, batched)]
 
 
-def scalar_safe(f: Callable[..., Any]) -> Callable[..., Any]:
-    """``f`` with 0-d fgrad Arrays rewrapped around a 0-d ndarray.
-
-    NOTE: ``batch_util.loop_and_stack`` slices a 1-d argument into a numpy
-    *scalar* (``np.take``) and wraps it in ``fgrad.Array`` as it is; such an
-    Array breaks ``np.asarray`` and the numpy impls. Until that helper wraps
-    ``np.asarray(...)``, the reference loop goes through this.
-    """
-    def wrapped(*args: Any) -> Any:
-        return f(*[fgrad.Array(np.asarray(a._value), a.weak_type)
-                   if type(a) is fgrad.Array and not isinstance(a._value, np.ndarray) else a
-                   for a in args])
-    return wrapped
-
-
 def _check_all_out_axes(f: Callable[..., Any], args: Sequence[Any], in_axes: Sequence[Any],
                         out_ndim: int, what: str) -> None:
     """``check_vmap`` with the batch axis of the output first, last and in the middle."""
     for out_axes in sorted({0, -1, out_ndim // 2}):
-        check_vmap(scalar_safe(f), args, in_axes, out_axes, what=what)
+        check_vmap(f, args, in_axes, out_axes, what=what)
 
 
 # --- examples: per-element argument lists ----------------------------------------------------
@@ -235,11 +220,11 @@ def ds_example(rng: np.random.Generator, shape: Sequence[int]) -> list[Any]:
 
 
 def ds_fn(sizes: Sequence[int]) -> Callable[..., Any]:
-    return scalar_safe(lambda x, *s: lax.dynamic_slice(x, s, sizes))
+    return lambda x, *s: lax.dynamic_slice(x, s, sizes)
 
 
 def dus_fn() -> Callable[..., Any]:
-    return scalar_safe(lambda x, u, *s: lax.dynamic_update_slice(x, u, s))
+    return lambda x, u, *s: lax.dynamic_update_slice(x, u, s)
 
 
 def _start_patterns(n: int) -> list[tuple[bool, ...]]:
@@ -340,8 +325,7 @@ def test_nested_vmap(name: str, make: Any, ndims: list[int], f: Any, seed: int) 
     args, inner, outer = _nested_args(rng, lambda: make(rng), ndims, (3, 2))
     got = fgrad.vmap(fgrad.vmap(f, in_axes=tuple(inner)), in_axes=tuple(outer), out_axes=-1)(
         *args)
-    want = loop_and_stack(scalar_safe(lambda *a: loop_and_stack(scalar_safe(f), a, inner)),
-                          args, outer, -1)
+    want = loop_and_stack(lambda *a: loop_and_stack(f, a, inner), args, outer, -1)
     assert got.shape == want.shape and got.dtype == want.dtype, (got.shape, want.shape)
     np.testing.assert_array_equal(np.asarray(got), np.asarray(want),
                                   err_msg=f"{name} inner={inner} outer={outer}")
@@ -557,7 +541,7 @@ def test_numpy_getitem_under_vmap(name: str, f: Any, in_axes: tuple[Any, Any]) -
         x = np.moveaxis(x, -1, in_axes[0]) if in_axes[0] is not None else x[..., 0]
         i = rng.integers(-4, 4, size=(3, *index_shape)).astype(np.int32)  # negatives too
         i = i if in_axes[1] is not None else i[0]
-        check_vmap(scalar_safe(f), [x, i], in_axes, what=name)
+        check_vmap(f, [x, i], in_axes, what=name)
         got = fgrad.vmap(f, in_axes=in_axes)(x, i)
         if k == GETITEM_AXES.index(in_axes) % 2:  # JAX is slow: one index shape each
             want = jax.vmap(jf, in_axes=in_axes)(jnp.asarray(x), jnp.asarray(i))
