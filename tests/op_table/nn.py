@@ -37,7 +37,7 @@ def _special(name: str, domain: tuple[float, float] = (-2.0, 2.0), **kw: object)
 
 # fmt: off
 ACTIVATIONS = [
-    _act("relu", avoid=(0.0,), dtypes=F16S), _act("relu6", avoid=(0.0,), domain=(-2.0, 8.0)),
+    _act("relu", avoid=(0.0,), dtypes=F16S), _act("relu6", avoid=(0.0, 6.0), domain=(-2.0, 8.0)),
     _act("sigmoid", dtypes=F16S), _act("softplus"), _act("log_sigmoid"),
     _act("soft_sign", avoid=(0.0,)), _act("silu"), _act("swish"), _act("mish"),
     _act("squareplus"), _act("gelu"), _act("elu", avoid=(0.0,)), _act("selu", avoid=(0.0,)),
