@@ -92,6 +92,11 @@ class enable_x64:  # noqa: N801 (used like a function: ``with enable_x64(): ...`
         import fgrad
         self.prev = (fgrad.config.enable_x64, jax.config.read("jax_enable_x64"))
         fgrad.config.update("enable_x64", self.on)
+        if self.prev[1] != self.on:
+            # NOTE: JAX keeps some traced helpers (e.g. in indexing) in caches that do not
+            # key on the x64 flag; a value staged with x64 off then breaks under x64
+            # ("lax.add requires ... int32, int64"). Start from clean caches on a switch.
+            jax.clear_caches()
         jax.config.update("jax_enable_x64", self.on)
 
     def __exit__(self, *exc: object) -> None:
@@ -99,6 +104,8 @@ class enable_x64:  # noqa: N801 (used like a function: ``with enable_x64(): ...`
 
         import fgrad
         fgrad.config.update("enable_x64", self.prev[0])
+        if self.prev[1] != self.on:
+            jax.clear_caches()
         jax.config.update("jax_enable_x64", self.prev[1])
 
 
