@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 import fgrad
 import fgrad.numpy as fnp
 import jax_compare
+from jaxpr_util import count_eqns
 from batch_util import batch_args, check_vmap, random_in_axes
-from fgrad.core.jaxpr import ClosedJaxpr, Jaxpr, typecheck_jaxpr
+from fgrad.core.jaxpr import typecheck_jaxpr
 from fgrad.primitives.control_flow.conditionals import cond, switch
 from fgrad.test_util import check_grads
 from fgrad.transforms.partial_eval import linearize_flat, partial_eval_jaxpr
@@ -34,18 +35,6 @@ assert_matches = jax_compare.assert_matches
 jjit = jax.jit  # the oracle, compiled once per call site (eager JAX is slow with control flow)
 
 
-def count_eqns(jaxpr: Any, name: str) -> int:
-    """Equations named ``name`` in ``jaxpr`` and every jaxpr nested in its params."""
-    if isinstance(jaxpr, ClosedJaxpr):
-        jaxpr = jaxpr.jaxpr
-    total = 0
-    for eqn in jaxpr.eqns:
-        total += eqn.primitive.name == name
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (list, tuple)) else [value]:
-                if isinstance(sub, (Jaxpr, ClosedJaxpr)):
-                    total += count_eqns(sub, name)
-    return total
 
 
 # --- one function per library: a two-branch cond with different residuals -------------------

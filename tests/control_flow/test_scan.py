@@ -25,8 +25,9 @@ from hypothesis import strategies as st
 import fgrad
 import fgrad.numpy as fnp
 import jax_compare
+from jaxpr_util import count_eqns
 from batch_util import batch_args, check_vmap
-from fgrad.core.jaxpr import ClosedJaxpr, Jaxpr, typecheck_jaxpr
+from fgrad.core.jaxpr import typecheck_jaxpr
 from fgrad.primitives.control_flow.scan import map as scan_map
 from fgrad.primitives.control_flow.scan import scan, scan_p
 from fgrad.tree_util import tree_flatten, tree_leaves, tree_map, tree_unflatten
@@ -66,17 +67,6 @@ def unrolled_scan(f: Callable[..., Any], init: Any, xs: Any = None, length: int 
 UNROLLED = types.SimpleNamespace(np=fnp, scan=unrolled_scan)
 
 
-def count_eqns(jaxpr: Any, name: str) -> int:
-    """Equations named ``name`` in ``jaxpr`` and in every jaxpr nested in its params."""
-    jaxpr = jaxpr.jaxpr if isinstance(jaxpr, ClosedJaxpr) else jaxpr
-    total = 0
-    for eqn in jaxpr.eqns:
-        total += eqn.primitive.name == name
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (list, tuple)) else [value]:
-                if isinstance(sub, (Jaxpr, ClosedJaxpr)):
-                    total += count_eqns(sub, name)
-    return total
 
 
 # --- the cases: (lib, *args) -> output pytree ---------------------------------------------------

@@ -19,28 +19,17 @@ import pytest
 
 import fgrad
 import fgrad.numpy as fnp
-from fgrad.core.jaxpr import ClosedJaxpr, Jaxpr, typecheck_jaxpr
+from fgrad.core.jaxpr import typecheck_jaxpr
 
 
 import functools  # noqa: E402
 
 import jax_compare  # noqa: E402
+from jaxpr_util import count_eqns  # noqa: E402
 
 assert_tree_close = functools.partial(jax_compare.assert_tree_close, rtol=1e-12, atol=1e-12)
 
 
-def count_eqns(jaxpr: Any, name: str) -> int:
-    """Equations named ``name`` in ``jaxpr`` and every jaxpr nested in its params."""
-    if isinstance(jaxpr, ClosedJaxpr):
-        jaxpr = jaxpr.jaxpr
-    total = 0
-    for eqn in jaxpr.eqns:
-        total += eqn.primitive.name == name
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (list, tuple)) else [value]:
-                if isinstance(sub, (Jaxpr, ClosedJaxpr)):
-                    total += count_eqns(sub, name)
-    return total
 
 
 # --- custom_jvp: one definition for each library --------------------------------------------
