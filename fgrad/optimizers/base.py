@@ -28,11 +28,12 @@ from collections import namedtuple
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import fgrad.numpy as fnp
 from fgrad.core.pytree import register_pytree_node, tree_flatten, tree_unflatten
 
 __all__ = [
     "Array", "InitFn", "Optimizer", "OptimizerState", "Params", "ParamsFn", "Schedule",
-    "State", "Step", "UpdateFn", "Updates", "optimizer",
+    "State", "Step", "UpdateFn", "Updates", "optimizer", "zero_slots",
 ]
 
 OptimizerState = namedtuple("OptimizerState", ["packed_state", "tree_def", "subtree_defs"])
@@ -142,3 +143,18 @@ def optimizer(opt_maker: Callable[..., tuple[Callable[[Array], State],
         return Optimizer(tree_init, tree_update, tree_get_params)
 
     return tree_opt_maker
+
+
+# Most optimizers keep their state per array as ``(x, slot_1, ..., slot_n)``, the
+# slots (moments, accumulators) starting at zero.
+
+def zero_slots(n: int) -> tuple[Callable[[Array], State], Callable[[State], Array]]:
+    """``(init, get_params)`` for the per-array state ``(x0, zeros_like(x0), ...)``."""
+
+    def init(x0: Array) -> State:
+        return (x0,) + tuple(fnp.zeros_like(x0) for _ in range(n))
+
+    def get_params(state: State) -> Array:
+        return state[0]
+
+    return init, get_params

@@ -25,7 +25,7 @@ import functools
 from typing import Any
 
 import fgrad.numpy as fnp
-from fgrad.optimizers.base import Optimizer, optimizer
+from fgrad.optimizers.base import Optimizer, optimizer, zero_slots
 from fgrad.optimizers.schedules import make_schedule
 
 __all__ = [
@@ -70,17 +70,12 @@ def momentum(step_size: Any, mass: float) -> Optimizer:
       An ``(init_fun, update_fun, get_params)`` triple.
     """
     step_size = make_schedule(step_size)
-
-    def init(x0: Any) -> Any:
-        return x0, fnp.zeros_like(x0)
+    init, get_params = zero_slots(1)
 
     def update(i: Any, g: Any, state: Any) -> Any:
         x, velocity = state
         velocity = mass * velocity + g
         return x - step_size(i) * velocity, velocity
-
-    def get_params(state: Any) -> Any:
-        return state[0]
 
     return Optimizer(init, update, get_params)
 
@@ -97,17 +92,12 @@ def nesterov(step_size: Any, mass: float) -> Optimizer:
       An ``(init_fun, update_fun, get_params)`` triple.
     """
     step_size = make_schedule(step_size)
-
-    def init(x0: Any) -> Any:
-        return x0, fnp.zeros_like(x0)
+    init, get_params = zero_slots(1)
 
     def update(i: Any, g: Any, state: Any) -> Any:
         x, velocity = state
         velocity = mass * velocity + g
         return x - step_size(i) * (mass * velocity + g), velocity
-
-    def get_params(state: Any) -> Any:
-        return state[0]
 
     return Optimizer(init, update, get_params)
 
@@ -127,9 +117,7 @@ def adagrad(step_size: Any, momentum: float = 0.9) -> Optimizer:
       An ``(init_fun, update_fun, get_params)`` triple.
     """
     step_size = make_schedule(step_size)
-
-    def init(x0: Any) -> Any:
-        return x0, fnp.zeros_like(x0), fnp.zeros_like(x0)
+    init, get_params = zero_slots(2)
 
     def update(i: Any, g: Any, state: Any) -> Any:
         x, g_sq, m = state
@@ -137,9 +125,6 @@ def adagrad(step_size: Any, momentum: float = 0.9) -> Optimizer:
         g_sq_inv_sqrt = fnp.where(g_sq > 0, 1.0 / fnp.sqrt(g_sq), 0.0)
         m = (1.0 - momentum) * (g * g_sq_inv_sqrt) + momentum * m
         return x - step_size(i) * m, g_sq, m
-
-    def get_params(state: Any) -> Any:
-        return state[0]
 
     return Optimizer(init, update, get_params)
 
@@ -159,17 +144,12 @@ def rmsprop(step_size: Any, gamma: float = 0.9, eps: float = 1e-8) -> Optimizer:
       An ``(init_fun, update_fun, get_params)`` triple.
     """
     step_size = make_schedule(step_size)
-
-    def init(x0: Any) -> Any:
-        return x0, fnp.zeros_like(x0)
+    init, get_params = zero_slots(1)
 
     def update(i: Any, g: Any, state: Any) -> Any:
         x, avg_sq_grad = state
         avg_sq_grad = avg_sq_grad * gamma + fnp.square(g) * (1.0 - gamma)
         return x - step_size(i) * g / fnp.sqrt(avg_sq_grad + eps), avg_sq_grad
-
-    def get_params(state: Any) -> Any:
-        return state[0]
 
     return Optimizer(init, update, get_params)
 
@@ -189,18 +169,13 @@ def rmsprop_momentum(step_size: Any, gamma: float = 0.9, eps: float = 1e-8,
       An ``(init_fun, update_fun, get_params)`` triple.
     """
     step_size = make_schedule(step_size)
-
-    def init(x0: Any) -> Any:
-        return x0, fnp.zeros_like(x0), fnp.zeros_like(x0)
+    init, get_params = zero_slots(2)
 
     def update(i: Any, g: Any, state: Any) -> Any:
         x, avg_sq_grad, mom = state
         avg_sq_grad = avg_sq_grad * gamma + fnp.square(g) * (1.0 - gamma)
         mom = momentum * mom + step_size(i) * g / fnp.sqrt(avg_sq_grad + eps)
         return x - mom, avg_sq_grad, mom
-
-    def get_params(state: Any) -> Any:
-        return state[0]
 
     return Optimizer(init, update, get_params)
 
@@ -223,9 +198,7 @@ def adam(step_size: Any, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) 
       An ``(init_fun, update_fun, get_params)`` triple.
     """
     step_size = make_schedule(step_size)
-
-    def init(x0: Any) -> Any:
-        return x0, fnp.zeros_like(x0), fnp.zeros_like(x0)
+    init, get_params = zero_slots(2)
 
     def update(i: Any, g: Any, state: Any) -> Any:
         x, m, v = state
@@ -233,9 +206,6 @@ def adam(step_size: Any, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) 
         mhat = m / (1 - fnp.asarray(b1, m.dtype) ** (i + 1))
         vhat = v / (1 - fnp.asarray(b2, m.dtype) ** (i + 1))
         return x - step_size(i) * mhat / (fnp.sqrt(vhat) + eps), m, v
-
-    def get_params(state: Any) -> Any:
-        return state[0]
 
     return Optimizer(init, update, get_params)
 
@@ -257,9 +227,7 @@ def adamax(step_size: Any, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
       An ``(init_fun, update_fun, get_params)`` triple.
     """
     step_size = make_schedule(step_size)
-
-    def init(x0: Any) -> Any:
-        return x0, fnp.zeros_like(x0), fnp.zeros_like(x0)
+    init, get_params = zero_slots(2)
 
     def update(i: Any, g: Any, state: Any) -> Any:
         x, m, u = state
@@ -267,9 +235,6 @@ def adamax(step_size: Any, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
         u = fnp.maximum(b2 * u, fnp.abs(g))
         x = x - (step_size(i) / (1 - fnp.asarray(b1, m.dtype) ** (i + 1))) * m / (u + eps)
         return x, m, u
-
-    def get_params(state: Any) -> Any:
-        return state[0]
 
     return Optimizer(init, update, get_params)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import fgrad.numpy as fnp
-from fgrad.optimizers.base import Optimizer, optimizer
+from fgrad.optimizers.base import Optimizer, optimizer, zero_slots
 from fgrad.optimizers.classic import _adam_moments
 from fgrad.optimizers.schedules import make_schedule
 
@@ -57,17 +57,12 @@ def adamw(step_size: Any, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
       An ``(init_fun, update_fun, get_params)`` triple.
     """
     step_size = make_schedule(step_size)
-
-    def init(x0: Any) -> Any:
-        return x0, fnp.zeros_like(x0), fnp.zeros_like(x0)
+    init, get_params = zero_slots(2)
 
     def update(i: Any, g: Any, state: Any) -> Any:
         x, m, v = state
         direction, m, v = _adam_direction(i, g, m, v, b1, b2, eps)
         return x - step_size(i) * (direction + weight_decay * x), m, v
-
-    def get_params(state: Any) -> Any:
-        return state[0]
 
     return Optimizer(init, update, get_params)
 
@@ -100,9 +95,7 @@ def lamb(step_size: Any, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6,
       An ``(init_fun, update_fun, get_params)`` triple.
     """
     step_size = make_schedule(step_size)
-
-    def init(x0: Any) -> Any:
-        return x0, fnp.zeros_like(x0), fnp.zeros_like(x0)
+    init, get_params = zero_slots(2)
 
     def update(i: Any, g: Any, state: Any) -> Any:
         x, m, v = state
@@ -113,9 +106,6 @@ def lamb(step_size: Any, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6,
         zero_norm = (param_norm == 0.0) | (update_norm == 0.0)
         trust_ratio = fnp.where(zero_norm, fnp.asarray(1.0, dtype=x.dtype), trust_ratio)
         return x - step_size(i) * (u * trust_ratio), m, v
-
-    def get_params(state: Any) -> Any:
-        return state[0]
 
     return Optimizer(init, update, get_params)
 
@@ -139,17 +129,12 @@ def lion(step_size: Any, b1: float = 0.9, b2: float = 0.99, weight_decay: float 
       An ``(init_fun, update_fun, get_params)`` triple.
     """
     step_size = make_schedule(step_size)
-
-    def init(x0: Any) -> Any:
-        return x0, fnp.zeros_like(x0)
+    init, get_params = zero_slots(1)
 
     def update(i: Any, g: Any, state: Any) -> Any:
         x, m = state
         direction = fnp.sign((1.0 - b1) * g + b1 * m)
         x = x - step_size(i) * (direction + weight_decay * x)
         return x, (1 - b2) * g + b2 * m
-
-    def get_params(state: Any) -> Any:
-        return state[0]
 
     return Optimizer(init, update, get_params)
