@@ -20,6 +20,7 @@ from fgrad.transforms.api import eval_shape, make_jaxpr
 from fgrad.transforms.grad import (
     grad, hessian, jacfwd, jacrev, jvp, linearize, value_and_grad, vjp)
 from fgrad.transforms.jit import jit
+from fgrad.lowering.cuda.device import devices, device_put
 from fgrad.transforms.vmap import vmap
 from fgrad import tree_util  # noqa: F401
 from fgrad import random  # noqa: F401
@@ -33,6 +34,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Array", "ShapeDtypeStruct", "ShapedArray", "config", "grad", "value_and_grad", "jvp",
     "vjp", "linearize", "vmap", "jacfwd", "jacrev", "hessian", "jit", "make_jaxpr", "eval_shape",
+    "devices", "device_put",
     "custom_jvp", "custom_vjp", "checkpoint", "remat", "stop_gradient",
     "ConcretizationTypeError", "TracerBoolConversionError", "TracerIntegerConversionError",
     "TracerArrayConversionError", "NonConcreteBooleanIndexError", "UnexpectedTracerError",

@@ -1,8 +1,11 @@
 """The backends `jit` can run a jaxpr with, registered with its backend registry.
 
-Today only ``"interpret"`` exists: the reference backend, which runs a jaxpr
-equation by equation with each primitive's numpy ``impl``. The LLVM (CPU)
-and CUDA backends plug into the same registry.
+* ``"interpret"``: the reference backend, which runs a jaxpr equation by
+  equation with each primitive's numpy ``impl``;
+* ``"cpu"``: the kernel-IR scheduler and the LLVM code generator (the default
+  without a GPU);
+* ``"cuda"`` / ``"cuda_emulator"``: the same kernels printed as CUDA C, run on
+  a GPU through cupy, or on the CPU by the emulator (``lowering/cuda/``).
 """
 
 from __future__ import annotations
@@ -51,7 +54,12 @@ def run_cpu(closed: ClosedJaxpr, args: Sequence[Any]) -> list[Any]:
 
 
 def describe(closed: ClosedJaxpr, stage: str) -> str:
-    """One stage of compiling ``closed`` for the CPU, as text (``Lowered.as_text``)."""
+    """One stage of compiling ``closed``, as text (``Lowered.as_text``): the CPU's stages,
+    or ``"cuda"``, the CUDA C source of the same kernels (rendered, not compiled)."""
+    if stage == "cuda":
+        from fgrad.lowering.cuda.render import render_program
+        from fgrad.lowering.schedule import schedule
+        return render_program(schedule(closed)).source
     exe = _cpu_executable(closed)
     if stage == "kernels":
         return str(exe.program)
@@ -65,12 +73,33 @@ def describe(closed: ClosedJaxpr, stage: str) -> str:
 
 
 def _debug_print(closed: ClosedJaxpr, exe: Any) -> None:
-    """``FGRAD_DEBUG=jaxpr,kernels,llvm,llvm-opt,asm``: print those stages of each compile."""
+    """``FGRAD_DEBUG=jaxpr,kernels,llvm,llvm-opt,asm``: print those stages of each compile
+    (the CUDA backends print ``kernels`` and ``cuda`` the same way)."""
     stages = [s.strip() for s in os.environ.get("FGRAD_DEBUG", "").split(",") if s.strip()]
     for stage in stages:
         print(f"--- fgrad: {stage} ---", file=sys.stderr)
         print(describe(closed, stage), file=sys.stderr)
 
 
-register_backend("cpu", run_cpu)
+register_backend("cpu", run_cpu, default_priority=1)
+
+
+# --- "cuda" and "cuda_emulator": the same kernels as CUDA C (lowering/cuda/) ------------------
+# Registered by name only: the CUDA modules load at the first call, and cupy only when
+# a GPU is used, so `import fgrad` stays light on machines without one.
+
+def _cuda_runner(name: str) -> Any:
+    def run(closed: ClosedJaxpr, args: Sequence[Any]) -> list[Any]:
+        from fgrad.lowering.cuda import runtime
+        return getattr(runtime, name)(closed, args)
+    return run
+
+
+def _gpu_available() -> bool:
+    from fgrad.lowering.cuda.device import gpu_available
+    return gpu_available()
+
+
+register_backend("cuda", _cuda_runner("run_cuda"), default_priority=2, available=_gpu_available)
+register_backend("cuda_emulator", _cuda_runner("run_emulated"))
 lower_rules.install()

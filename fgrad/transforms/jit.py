@@ -39,11 +39,25 @@ from fgrad.transforms import api_util
 
 Runner = Callable[[ClosedJaxpr, Sequence[Any]], list[Any]]
 _backends: dict[str, Runner] = {}
+# Backends that may be chosen by default, best first, each with its availability probe.
+_default_candidates: list[tuple[int, str, Callable[[], bool]]] = []
+_auto_choice: str | None = None
 
 
-def register_backend(name: str, runner: Runner) -> None:
-    """Make ``jit(..., backend=name)`` run jaxprs with ``runner(closed_jaxpr, args)``."""
+def register_backend(name: str, runner: Runner, *, default_priority: int | None = None,
+                     available: Callable[[], bool] = lambda: True) -> None:
+    """Make ``jit(..., backend=name)`` run jaxprs with ``runner(closed_jaxpr, args)``.
+
+    With ``default_priority``, the backend is a candidate for the default: the
+    available candidate with the highest priority wins (``available`` is
+    asked once, lazily, at the first ``jit`` call that needs the default).
+    """
+    global _auto_choice
     _backends[name] = runner
+    if default_priority is not None:
+        _default_candidates.append((default_priority, name, available))
+        _default_candidates.sort(key=lambda c: -c[0])
+        _auto_choice = None
 
 
 def available_backends() -> list[str]:
@@ -51,9 +65,18 @@ def available_backends() -> list[str]:
 
 
 def default_backend() -> str:
+    """The backend ``jit`` uses when none is named.
+
+    ``FGRAD_BACKEND`` (or ``config.update("default_backend", name)``) if set;
+    otherwise the best available registered candidate: ``"cuda"`` when cupy
+    finds a GPU, else ``"cpu"`` (LLVM).
+    """
+    global _auto_choice
     if config.default_backend:
         return config.default_backend
-    return "interpret"
+    if _auto_choice is None:
+        _auto_choice = next((name for _, name, ok in _default_candidates if ok()), "interpret")
+    return _auto_choice
 
 
 def _get_runner(backend: str) -> Runner:
@@ -196,6 +219,11 @@ def hoist_tracer_consts(closed: ClosedJaxpr) -> tuple[ClosedJaxpr, list[Any]]:
     return ClosedJaxpr(jaxpr, [c for _, c in kept]), [c for _, c in hoisted]
 
 
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 # --- the user-facing wrapper -------------------------------------------------------------------
 
 class CacheInfo:
@@ -232,6 +260,7 @@ class Jitted:
         self.backend = backend
         self._cache: dict[Any, tuple[ClosedJaxpr, Any]] = {}
         self._hits = self._misses = 0
+        self._last_key: Any = None  # what the latest compile was for (to explain the next)
         functools.update_wrapper(self, fun, updated=())  # keep our own attributes
 
     def _split(self, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -279,13 +308,51 @@ class Jitted:
             if not any(isinstance(c, Tracer) for c in closed.consts):
                 self._cache[key] = entry
             if self._misses > 2:
-                warnings.warn(f"jit({name}) is being re-traced for the {self._misses}th time "
-                              f"(arguments {[a.str_short() for a in avals]}, static {static}); "
-                              "each new shape, dtype or static value compiles again.",
-                              stacklevel=3)
+                warnings.warn(f"jit({name}) is compiling for the {_ordinal(self._misses)} time: "
+                              f"{self._what_changed(key, args, kwargs)}. Each new shape, dtype "
+                              "or static value traces and compiles again; pad or bucket the "
+                              "shapes, or mark the argument static only if it takes few "
+                              "values.", stacklevel=3)
+            self._last_key = key
         else:
             self._hits += 1
         return entry[0], entry[1], leaves
+
+    def _what_changed(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        """Name the arguments whose type (or static value) differs from the previous compile."""
+        old_tree, old_avals, old_static = self._last_key
+        new_tree, new_avals, new_static = key
+        if old_tree != new_tree:
+            return f"the arguments' pytree structure changed from {old_tree} to {new_tree}"
+        if old_static != new_static:
+            old = {k: (t, v) for k, t, v in old_static}
+            new = {k: (t, v) for k, t, v in new_static}
+            diffs = [f"static argument {self._arg_name(k)} changed from "
+                     f"{old[k][1] if k in old else 'absent'!r} to "
+                     f"{new[k][1] if k in new else 'absent'!r}"
+                     for k in sorted(set(old) | set(new), key=str) if old.get(k) != new.get(k)]
+            return "; ".join(diffs)
+        # Same structure: say which leaves changed, named by argument (and leaf within it).
+        static_nums = {i for i, _, _ in new_static if isinstance(i, int)}
+        owners = [(self._arg_name(i), tree_flatten(a)[1].num_leaves)
+                  for i, a in enumerate(args) if i not in static_nums]
+        owners += [(self._arg_name(k), tree_flatten(v)[1].num_leaves)
+                   for k, v in sorted(kwargs.items()) if k not in self.static_argnames]
+        names = [name if count == 1 else f"{name} (leaf {j})"
+                 for name, count in owners for j in range(count)]
+        diffs = [f"argument {names[i] if i < len(names) else i} changed from "
+                 f"{a.str_short()} to {b.str_short()}"
+                 for i, (a, b) in enumerate(zip(old_avals, new_avals)) if a != b]
+        return "; ".join(diffs)
+
+    def _arg_name(self, i: int | str) -> str:
+        if isinstance(i, str):
+            return repr(i)
+        try:
+            params = list(inspect.signature(self.fun).parameters)
+            return f"{params[i]!r}" if 0 <= i < len(params) else f"#{i}"
+        except (TypeError, ValueError):
+            return f"#{i}"
 
     @api_boundary
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -317,11 +384,12 @@ class Lowered:
     ``as_text(stage)`` with stage ``"jaxpr"`` (the staged program), or, from
     the compiled backends: ``"kernels"`` (the scheduled kernel IR),
     ``"llvm"`` (LLVM IR as generated), ``"llvm-opt"`` (after optimization)
-    and ``"asm"`` (host assembly). ``FGRAD_DEBUG=jaxpr,kernels,llvm,asm``
+    and ``"asm"`` (host assembly); ``"cuda"``: the same kernels as CUDA C.
+    ``FGRAD_DEBUG=jaxpr,kernels,llvm,asm``
     prints the same stages whenever the CPU backend compiles a function.
     """
 
-    STAGES = ("jaxpr", "kernels", "llvm", "llvm-opt", "asm")
+    STAGES = ("jaxpr", "kernels", "llvm", "llvm-opt", "asm", "cuda")
 
     def __init__(self, jaxpr: ClosedJaxpr) -> None:
         self.jaxpr = jaxpr
@@ -344,8 +412,10 @@ def jit(fun: Callable[..., Any] | None = None, *, static_argnums: int | Sequence
       fun: a pure function of arrays (pytrees of arrays).
       static_argnums / static_argnames: arguments treated as compile-time
         constants (hashable Python values); each new value traces again.
-      backend: ``"interpret"`` (reference evaluator); default from
-        ``FGRAD_BACKEND``.
+      backend: ``"cpu"`` (fused kernels compiled by LLVM), ``"cuda"`` (CUDA
+        kernels through cupy), ``"cuda_emulator"`` (the same CUDA source run
+        on the CPU, for verification) or ``"interpret"`` (the reference
+        evaluator, primitive by primitive). Default: ``default_backend()``.
       donate_argnums: accepted for JAX compatibility; ignored (host arrays).
 
     Usable as a decorator, also as ``@jit(static_argnums=...)`` via partial.

@@ -21,6 +21,7 @@ import pytest
 import fgrad
 import fgrad.random
 from fgrad.nn_stax import initializers as fi
+from jit_compare import assert_matches_eager
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -200,7 +201,7 @@ def test_jit_equals_eager() -> None:
     for init in [fi.glorot_normal(), fi.he_uniform(), fi.normal(), fi.zeros]:
         eager = np.asarray(init(k, (4, 5)))
         jitted = np.asarray(fgrad.jit(lambda key: init(key, (4, 5)))(k))
-        np.testing.assert_array_equal(jitted, eager)
+        assert_matches_eager(jitted, eager)
 
 
 def test_vmap_over_keys_equals_loop() -> None:

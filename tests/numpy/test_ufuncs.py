@@ -29,6 +29,7 @@ BF16 = ml_dtypes.bfloat16
 
 
 from jax_compare import assert_matches, weak  # noqa: E402,F401
+from jit_compare import assert_matches_eager
 
 
 # --- the promotion matrix -----------------------------------------------------------------------
@@ -331,9 +332,10 @@ def test_jit_matches_eager_bitwise() -> None:
 
     x = np.linspace(-3, 3, 13).astype(np.float32)
     i = np.arange(-6, 7).astype(np.int32)
-    for e, j in zip(f(x, i), fgrad.jit(f)(x, i)):
+    for e, j in zip(f(x, i), fgrad.jit(f, backend="interpret")(x, i)):
         assert e.aval == j.aval
         np.testing.assert_array_equal(np.asarray(e), np.asarray(j))
+    assert_matches_eager(fgrad.jit(f)(x, i), f(x, i))  # the default (compiled) backend
 
 
 def test_eager_fast_path_agrees_with_general_path() -> None:

@@ -30,6 +30,7 @@ from fgrad.core.ad_util import add_any_p
 from fgrad.core.jaxpr import typecheck_jaxpr
 from fgrad.core.primitive import Primitive, all_primitives
 from fgrad.primitives import elementwise as ew
+from jit_compare import assert_matches_eager
 
 B = 3           # batch size of most tests
 SHAPE = (2, 3)  # per-example shape: batched operands have 3 axes, so "middle" exists
@@ -282,7 +283,7 @@ def test_jit_of_vmap_matches_eager(name: str) -> None:
         x, y = batch_args(examples(rng, B, [(dtype, (0.5, 2))] * 2), in_axes)
         eager = fgrad.vmap(f, in_axes)(x, y)
         jitted = fgrad.jit(fgrad.vmap(f, in_axes, out_axes=-1))(x, y)
-        np.testing.assert_array_equal(np.moveaxis(np.asarray(jitted), -1, 0), np.asarray(eager))
+        assert_matches_eager(np.moveaxis(np.asarray(jitted), -1, 0), np.asarray(eager))
 
 
 def test_jit_of_vmap_unary_select_convert() -> None:
@@ -297,7 +298,7 @@ def test_jit_of_vmap_unary_select_convert() -> None:
     jitted = fgrad.jit(fgrad.vmap(f, (None, 0)))(p, x)
     for e, j in zip(eager, jitted):
         assert e.dtype == j.dtype
-        np.testing.assert_array_equal(np.asarray(j), np.asarray(e))
+        assert_matches_eager(j, e)
 
 
 @pytest.mark.parametrize("name", DIFF_UNARY)

@@ -23,6 +23,7 @@ import fgrad
 import fgrad.numpy as fnp
 from fgrad.core.jaxpr import typecheck_jaxpr
 from fgrad.core.trace import Tracer
+from jit_compare import assert_matches_eager
 
 Pair = namedtuple("Pair", ["a", "b"])
 
@@ -67,8 +68,10 @@ FUNS = {
 def test_jit_matches_eager_and_jax(name: str, x: Any) -> None:
     f, jf = FUNS[name]
     assert_tree_close(fgrad.jit(f)(x), jax.jit(jf)(x))
-    # eager fgrad gives bit-identical values (the interpret backend runs the same impls)
-    np.testing.assert_array_equal(np.asarray(fgrad.jit(f)(x)), np.asarray(f(fnp.asarray(x))))
+    # the interpret backend runs the same impls as eager: bit-identical values
+    np.testing.assert_array_equal(np.asarray(fgrad.jit(f, backend="interpret")(x)),
+                                  np.asarray(f(fnp.asarray(x))))
+    assert_matches_eager(fgrad.jit(f)(x), f(fnp.asarray(x)))
 
 
 def test_jit_float64(x64: None) -> None:
@@ -119,6 +122,40 @@ def test_retrace_warning_is_not_raised_for_few_retraces() -> None:
         warnings.simplefilter("error")
         f(np.ones(1, np.float32))
         f(np.ones(2, np.float32))
+
+
+def _third_compile_warning(f: Any, calls: list[tuple[Any, ...]]) -> str:
+    for args in calls[:-1]:
+        f(*args)
+    with pytest.warns(UserWarning) as record:
+        f(*calls[-1])
+    assert len(record) == 1
+    return str(record[0].message)
+
+
+def test_retrace_warning_names_the_argument_that_changed() -> None:
+    f = fgrad.jit(lambda x, params: x * params["w"])
+    w = np.float32(2.0)
+    msg = _third_compile_warning(f, [(np.ones(n, np.float32), {"w": w}) for n in (2, 3, 4)])
+    assert "3rd time" in msg and "argument 'x' changed from f32[3] to f32[4]" in msg
+    msg = _third_compile_warning(fgrad.jit(lambda x, params: x * params["w"]),
+                                 [(np.ones(2, np.float32), {"w": w.astype(dt)})
+                                  for dt in (np.float32, np.int32, np.float16)])
+    assert "argument 'params' changed from i32[] to f16[]" in msg
+
+
+def test_retrace_warning_names_leaves_static_args_and_structure() -> None:
+    f = fgrad.jit(lambda t: t[0].sum() + t[1].sum())
+    msg = _third_compile_warning(f, [((np.ones(2, np.float32), np.ones(n, np.float32)),)
+                                     for n in (2, 1, 3)])
+    assert "argument 't' (leaf 1) changed from f32[1] to f32[3]" in msg
+    g = fgrad.jit(lambda x, k: x * k, static_argnums=1)
+    msg = _third_compile_warning(g, [(np.ones(2, np.float32), k) for k in (1, 2, 3)])
+    assert "static argument 'k' changed from 2 to 3" in msg
+    h = fgrad.jit(lambda t: sum(t))
+    msg = _third_compile_warning(h, [(tuple(np.ones(2, np.float32) for _ in range(n)),)
+                                     for n in (1, 2, 3)])
+    assert "pytree structure changed" in msg
 
 
 def test_clear_cache() -> None:
@@ -378,3 +415,40 @@ def test_jit_with_matmul() -> None:
     jf = lambda x: jnp.tanh(a @ x)
     x = np.linspace(-1, 1, 3, dtype=np.float32)
     assert_tree_close(fgrad.jit(f)(x), jax.jit(jf)(x))
+
+
+def test_lower_as_text_prints_the_cuda_source_without_a_gpu() -> None:
+    lowered = fgrad.jit(lambda x: fnp.sum(fnp.exp(x), axis=1)).lower(np.ones((3, 4), np.float32))
+    source = lowered.as_text("cuda")
+    assert "__global__" in source and "#include" not in source
+    assert "expf(" in source
+
+
+def test_default_backend_is_cpu_without_a_gpu_and_follows_the_config(monkeypatch: Any) -> None:
+    from fgrad.lowering.cuda.device import gpu_available
+    from fgrad.transforms import jit as jit_module
+    monkeypatch.setattr(fgrad.config, "default_backend", None)
+    assert jit_module.default_backend() == ("cuda" if gpu_available() else "cpu")
+    seen = []
+    jit_module.register_backend("recording", lambda closed, args: seen.append(closed) or
+                                jit_module._backends["interpret"](closed, args))
+    try:
+        fgrad.config.update("default_backend", "recording")
+        assert float(fgrad.jit(lambda x: x * 2.0)(3.0)) == 6.0 and len(seen) == 1
+        fgrad.config.update("default_backend", "no-such-backend")
+        with pytest.raises(ValueError, match="unknown backend 'no-such-backend'"):
+            fgrad.jit(lambda x: x)(1.0)
+    finally:
+        del jit_module._backends["recording"]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, "bfloat16", np.int8, np.uint16, np.bool_])
+def test_constants_of_every_dtype_survive_compilation(dtype: Any) -> None:
+    """Literals folded into compiled code keep their values (bfloat16 is stored as bits)."""
+    dtype = fnp.dtype(dtype) if isinstance(dtype, str) else np.dtype(dtype)
+    x = np.array([1, 0, 1], dtype)
+
+    def f(x: Any) -> Any:
+        return fnp.stack([x, fnp.full_like(x, 2 if dtype != np.bool_ else True), x * x])
+
+    assert_matches_eager(fgrad.jit(f)(x), f(x))

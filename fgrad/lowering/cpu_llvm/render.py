@@ -138,6 +138,8 @@ class KernelRenderer:
 
     def const(self, value: Any, dtype: np.dtype) -> ir.Value:
         dtype = np.dtype(dtype)
+        if dtype.name == "bfloat16":  # held as its bit pattern (see irutil.llvm_type)
+            return ir.Constant(llvm_type(dtype), int(np.array(value, dtype).view(np.uint16)))
         if dtype.kind == "f":
             return ir.Constant(llvm_type(dtype), float(value))
         return ir.Constant(llvm_type(dtype), int(value))
