@@ -108,7 +108,8 @@ class _Runner:
                     # order: the running value after each iteration is a prefix scan
                     # along them (row-major), and what the definition level sees is
                     # the last one.
-                    steps = value.astype(acc.dtype).reshape(acc.shape + (-1,))
+                    inner = int(np.prod(shape[acc.ndim:]))  # explicit: -1 is ambiguous when acc is empty
+                    steps = value.astype(acc.dtype).reshape(acc.shape + (inner,))
                     running = _REDUCE[op].accumulate(
                         np.concatenate([acc[..., None], steps], axis=-1), axis=-1)
                     self.running[s.name] = running[..., 1:].reshape(shape)

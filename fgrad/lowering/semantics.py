@@ -21,15 +21,25 @@ from fgrad.lowering.kernel_ir import ScalarOp
 
 
 def _int_div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    if x.dtype.kind in "iu":
-        # XLA: round toward zero; x / 0 == -1 (all bits set); INT_MIN / -1 == INT_MIN
-        safe = np.where((y == 0) | (y == -1 if x.dtype.kind == "i" else False), 1, y)
-        q = np.abs(x.astype(np.int64)) // np.abs(safe.astype(np.int64))
-        q = np.where((x < 0) != (safe < 0), -q, q)
-        if x.dtype.kind == "i":
-            q = np.where(y == -1, -x.astype(np.int64), q)
+    """Integer division as XLA: round toward zero; ``x / 0`` has all bits set (-1, or the
+    unsigned maximum); ``INT_MIN / -1`` wraps to ``INT_MIN``. Exact for 64-bit values."""
+    if x.dtype.kind == "u":
+        safe = np.where(y == 0, 1, y).astype(x.dtype)
+        return np.where(y == 0, np.iinfo(x.dtype).max, x // safe).astype(x.dtype)
+    if x.dtype.kind == "i":
+        minus_one = y == -1
+        safe = np.where((y == 0) | minus_one, 1, y).astype(x.dtype)
+        # x - fmod(x, y) is an exact multiple of y (no overflow: same sign as x, smaller)
+        q = (x - np.fmod(x, safe)) // safe
+        with np.errstate(over="ignore"):
+            q = np.where(minus_one, np.negative(x), q)  # wraps for INT_MIN, as XLA does
         return np.where(y == 0, -1, q).astype(x.dtype)
     return np.true_divide(x, y)
+
+
+def _lgamma(x: np.ndarray) -> np.ndarray:
+    """log|Gamma(x)|, with lgamma(-inf) = +inf as libm, CUDA and XLA give (scipy: -inf)."""
+    return np.where(np.isneginf(x), np.inf, scipy.special.gammaln(x))
 
 
 def _rem(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -61,7 +71,7 @@ NUMPY: dict[ScalarOp, Callable[..., Any]] = {
     ScalarOp.CMPLT: np.less, ScalarOp.CMPLE: np.less_equal, ScalarOp.CMPEQ: np.equal,
     ScalarOp.CMPNE: np.not_equal, ScalarOp.WHERE: np.where,
     ScalarOp.ERF: scipy.special.erf, ScalarOp.ERFC: scipy.special.erfc,
-    ScalarOp.LGAMMA: scipy.special.gammaln, ScalarOp.NEXTAFTER: np.nextafter,
+    ScalarOp.LGAMMA: _lgamma, ScalarOp.NEXTAFTER: np.nextafter,
     ScalarOp.LOGADDEXP: np.logaddexp, ScalarOp.SHL: lambda x, y: _shift(x, y, np.left_shift),
     ScalarOp.SHR: lambda x, y: _shift(x, y, np.right_shift), ScalarOp.FMA: lambda x, y, z: _fma(
         x, y, z),
@@ -122,7 +132,10 @@ def cast(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
         info = np.iinfo(dtype)
         with np.errstate(invalid="ignore"):
             clipped = np.clip(np.nan_to_num(x.astype(np.float64), nan=0.0), info.min, info.max)
-            return np.where(x >= info.max, info.max, clipped).astype(dtype)
+            # float(info.max) rounds up for 64-bit ints (2**63): saturate those in integers
+            too_big = x >= float(info.max)
+            return np.where(too_big, np.asarray(info.max, dtype),
+                            np.where(too_big, 0, clipped).astype(dtype))
     if dtype.kind == "b":
         return x != 0
     return x.astype(dtype)
