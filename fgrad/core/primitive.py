@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from fgrad.core import trace as trace_mod
+from fgrad.core.trace import Tracer, _context, eval_trace
 
 Rule = Callable[..., Any]
 
@@ -65,15 +65,15 @@ class Primitive:
 
     def bind(self, *args: Any, **params: Any) -> Any:
         """Apply the primitive under whatever trace is current."""
-        trace = trace_mod._context.trace
+        trace = _context.trace
         if not trace.records_constants:
             # Shortcut: constants in, no staging trace anywhere up the chain: every
             # trace would forward this to the parent, so evaluate it right away.
             for x in args:
-                if isinstance(x, trace_mod.Tracer):
+                if isinstance(x, Tracer):
                     break
             else:
-                return trace_mod.eval_trace.process_primitive(self, args, params)
+                return eval_trace.process_primitive(self, args, params)
         return trace.process_primitive(self, args, params)
 
     # --- registration helpers: explicit, one line each in the family files ---

@@ -89,8 +89,12 @@ class PyTreeDef:
     def __init__(self, kind: _NodeKind | None, cls: type | None, aux: Any,
                  children: tuple[PyTreeDef, ...]) -> None:  # fmt: skip
         self._kind, self._node_type, self._node_data, self._children = kind, cls, aux, children
-        self._num_leaves: int = 1 if kind is None else sum(c._num_leaves for c in children)
-        self._num_nodes: int = 1 + sum(c._num_nodes for c in children)
+        num_leaves, num_nodes = 0, 1
+        for c in children:
+            num_leaves += c._num_leaves
+            num_nodes += c._num_nodes
+        self._num_leaves: int = 1 if kind is None else num_leaves
+        self._num_nodes: int = num_nodes
         self._hash: int | None = None
 
     @property

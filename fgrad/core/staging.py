@@ -78,11 +78,11 @@ class StagingTrace(Trace):
 
     def to_atom(self, x: Any) -> Atom:
         """The jaxpr atom standing for ``x``: a var, a literal or a new constvar."""
-        if isinstance(x, StagingTracer) and x._trace is self:
+        if type(x) is StagingTracer and x._trace is self:
             return x.jaxpr_var
         if isinstance(x, Tracer):
             check_alive(x)
-        elif np.ndim(x) == 0 and not isinstance(x, Tracer):
+        elif (x._value.ndim if type(x) is Array else np.ndim(x)) == 0:
             return make_literal(x)
         var = self._const_ids.get(id(x))
         if var is None:
@@ -98,12 +98,14 @@ class StagingTrace(Trace):
     def emit(self, prim: Any, atoms: list[Atom], params: dict[str, Any]) -> Any:
         """Append ``prim`` applied to ``atoms`` and return tracers for its outputs."""
         out = abstract_eval_cached(prim, [a.aval for a in atoms], params)
-        out_avals = out if prim.multiple_results else [out]
-        outvars = [Var(aval) for aval in out_avals]
         source_info = user_source_info() if self.record_source_info else None
+        if not prim.multiple_results:
+            var = Var(out)
+            self.eqns.append(JaxprEqn(prim, atoms, params, [var], source_info))
+            return StagingTracer(self, var)
+        outvars = [Var(aval) for aval in out]
         self.eqns.append(JaxprEqn(prim, atoms, params, outvars, source_info))
-        tracers = [StagingTracer(self, v) for v in outvars]
-        return tracers if prim.multiple_results else tracers[0]
+        return [StagingTracer(self, v) for v in outvars]
 
     def to_jaxpr(self, outs: Sequence[Any]) -> ClosedJaxpr:
         outvars = [self.to_atom(x) for x in outs]

@@ -221,7 +221,9 @@ class EvalTrace(Trace):
             if type(x) is Array:
                 value = x._value
                 values.append(value)
-                key += (value.shape, value.dtype, x.weak_type)
+                key.append(value.shape)
+                key.append(value.dtype)
+                key.append(x.weak_type)
             elif isinstance(x, Tracer):
                 check_alive(x)
                 raise errors.UnexpectedTracerError(
@@ -237,6 +239,8 @@ class EvalTrace(Trace):
         out = prim.impl(*values, **params)
         if prim.multiple_results:
             return [_wrap(o, a) for o, a in zip(out, out_avals)]
+        if type(out) is np.ndarray and out.dtype == out_avals.dtype:  # _wrap, inlined
+            return Array(out, out_avals.weak_type)
         return _wrap(out, out_avals)
 
     def _out_avals(self, prim: Primitive, key: list[Any], params: dict[str, Any]) -> Any:
@@ -267,7 +271,9 @@ def abstract_eval_cached(prim: Primitive, avals: Sequence[ShapedArray],
     """
     key: list[Any] = [prim]
     for a in avals:
-        key += (a.shape, a.dtype, a.weak_type)
+        key.append(a.shape)
+        key.append(a.dtype)
+        key.append(a.weak_type)
     return eval_trace._out_avals(prim, key, params)
 
 

@@ -119,6 +119,8 @@ def matmul(a: Any, b: Any, *, precision: Any = None, preferred_element_type: Any
     if k_a != k_b:
         raise ValueError(f"matmul: shapes {_s(a)} and {_s(b)} are incompatible: contracting "
                          f"dimensions {k_a} and {k_b} differ")
+    if a.ndim == 2 and b.ndim == 2:  # a plain matrix product (the common case): no batch axes
+        return cast(dot_general(a, b, (((1,), (0,)), ((), ())), precision, pet), dtype, weak)
     a_batch = a.shape[:-2] if a_is_mat else ()
     b_batch = b.shape[:-2] if b_is_mat else ()
     nbatch = max(len(a_batch), len(b_batch))

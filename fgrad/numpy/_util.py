@@ -68,8 +68,17 @@ def promote_dtypes(*args: Any, op: str = "fgrad.numpy") -> list[Any]:
     arrays = [asarray_arg(x, op) for x in args]
     if len(arrays) < 2:
         return arrays
-    dtype, weak = result_dtype(*arrays)
-    return [cast(x, dtype, weak) for x in arrays]
+    return _cast_to_result_type(arrays, inexact=False)
+
+
+def _cast_to_result_type(arrays: Sequence[Any], inexact: bool) -> list[Any]:
+    """Cast fgrad values to their result type (made a float one if ``inexact``)."""
+    avals = [get_aval(x) for x in arrays]
+    dtype, weak = dtypes.result_type(*[(a.dtype, a.weak_type) for a in avals])
+    if inexact:
+        dtype = to_inexact_dtype(dtype)
+    return [x if a.dtype == dtype and a.weak_type == weak else cast(x, dtype, weak)
+            for x, a in zip(arrays, avals, strict=True)]
 
 
 def to_inexact_dtype(dtype: Any) -> np.dtype:
@@ -82,22 +91,20 @@ def to_inexact_dtype(dtype: Any) -> np.dtype:
 
 def promote_to_inexact(*args: Any, op: str = "fgrad.numpy") -> list[Any]:
     """Promote, then move integer/bool results to a float dtype (for sin, log, / ...)."""
-    arrays = promote_dtypes(*args, op=op)
-    dtype, weak = result_dtype(*arrays)
-    dtype = to_inexact_dtype(dtype)
-    return [cast(x, dtype, weak) for x in arrays]
+    return _cast_to_result_type([asarray_arg(x, op) for x in args], inexact=True)
 
 
 def broadcast_shapes(*shapes: Sequence[int], op: str = "broadcast_shapes") -> tuple[int, ...]:
     ndim = max((len(s) for s in shapes), default=0)
-    out = []
-    for axis in range(ndim):
-        sizes = {s[axis - ndim + len(s)] for s in shapes if axis - ndim + len(s) >= 0}
-        sizes.discard(1)
-        if len(sizes) > 1:
-            shown = " and ".join(str(tuple(s)) for s in shapes)
-            raise ValueError(f"{op}: incompatible shapes for broadcasting: {shown}")
-        out.append(sizes.pop() if sizes else 1)
+    out = [1] * ndim
+    for s in shapes:
+        lead = ndim - len(s)
+        for i, d in enumerate(s):
+            if d != out[lead + i] and d != 1:
+                if out[lead + i] != 1:
+                    shown = " and ".join(str(tuple(s)) for s in shapes)
+                    raise ValueError(f"{op}: incompatible shapes for broadcasting: {shown}")
+                out[lead + i] = d
     return tuple(out)
 
 
@@ -113,13 +120,19 @@ def broadcast_to_shape(x: Any, shape: tuple[int, ...], op: str = "broadcast_to")
 
 
 def broadcast_arrays(*args: Any, op: str = "fgrad.numpy") -> list[Any]:
-    avals = [get_aval(x) for x in args]
+    return _broadcast_arrays(args, [get_aval(x) for x in args], op)
+
+
+def _broadcast_arrays(args: Sequence[Any], avals: Sequence[ShapedArray], op: str) -> list[Any]:
     try:
         shape = broadcast_shapes(*(a.shape for a in avals), op=op)
     except ValueError:
         shown = " and ".join(a.str_short() for a in avals)
         raise ValueError(f"{op}: incompatible shapes for broadcasting: {shown}") from None
-    return [broadcast_to_shape(x, shape, op) for x in args]
+    # (The shapes are compatible, so each operand's axes line up with the last ones.)
+    return [x if a.shape == shape else
+            broadcast_in_dim(x, shape, tuple(range(len(shape) - a.ndim, len(shape))))
+            for x, a in zip(args, avals, strict=True)]
 
 
 def promote_and_broadcast(*args: Any, op: str, inexact: bool = False) -> list[Any]:
@@ -127,12 +140,15 @@ def promote_and_broadcast(*args: Any, op: str, inexact: bool = False) -> list[An
     # operation inside a traced model) need no promotion, only perhaps broadcasting.
     avals = [getattr(x, "aval", None) for x in args]
     first = avals[0]
-    if isinstance(first, ShapedArray) and (not inexact or dtypes.is_float(first.dtype)) and all(
-            isinstance(a, ShapedArray) and a.dtype == first.dtype
-            and a.weak_type == first.weak_type for a in avals[1:]):
-        if all(a.shape == first.shape for a in avals[1:]):
-            return list(args)
-        return broadcast_arrays(*args, op=op)
+    if isinstance(first, ShapedArray) and (not inexact or dtypes.is_float(first.dtype)):
+        dtype, weak, shape = first.dtype, first.weak_type, first.shape
+        same_shape = True
+        for a in avals:
+            if not isinstance(a, ShapedArray) or a.dtype != dtype or a.weak_type != weak:
+                break
+            same_shape = same_shape and a.shape == shape
+        else:
+            return list(args) if same_shape else _broadcast_arrays(args, avals, op)
     arrays = promote_to_inexact(*args, op=op) if inexact else promote_dtypes(*args, op=op)
     return broadcast_arrays(*arrays, op=op)
 

@@ -28,6 +28,7 @@ import numpy as np
 import scipy.special
 
 from fgrad.core import dtypes
+from fgrad.core.ad_util import Zero
 from fgrad.core.avals import ShapedArray
 from fgrad.core.errors import FgradTypeError
 from fgrad.core.primitive import Primitive
@@ -230,6 +231,8 @@ for _p in (and_p, or_p, xor_p, eq_p, ne_p, lt_p, le_p, gt_p, ge_p, nextafter_p):
     defjvp_zero(_p)
 deflinear(add_p, lambda ct, x, y: [ct, ct], linear_args=(0, 1))
 deflinear(sub_p, lambda ct, x, y: [ct, neg(ct)], linear_args=(0, 1))
+add_p.def_jvp(lambda primals, tangents: _add_sub_jvp(add_p, primals, tangents))
+sub_p.def_jvp(lambda primals, tangents: _add_sub_jvp(sub_p, primals, tangents))
 defbilinear(mul_p, lambda ct, x, y: mul(ct, y), lambda ct, x, y: mul(x, ct))
 defjvp2(div_p,   lambda t, ans, x, y: div(t, y),
                  lambda t, ans, x, y: neg(mul(t, div(ans, y))))
@@ -246,6 +249,18 @@ defjvp(atan2_p,  lambda t, x, y: mul(t, div(y, add(square(x), square(y)))),
 # fmt: on
 div_p.linear_args = (0,)
 div_p.def_transpose(lambda ct, x, y: [div(ct, y), None])
+
+
+def _add_sub_jvp(prim: Primitive, primals: Any, tangents: Any) -> tuple[Any, Any]:
+    """``x ± y`` is linear, and a symbolic zero stays symbolic: ``(x + c)' = x'`` and
+    ``(c - y)' = -y'``, with no zeros materialised and no ``add t 0`` recorded."""
+    x_dot, y_dot = tangents
+    out = prim.bind(*primals)
+    if type(y_dot) is Zero:
+        return out, x_dot
+    if type(x_dot) is Zero:
+        return out, y_dot if prim is add_p else neg(y_dot)
+    return out, prim.bind(x_dot, y_dot)
 
 
 def _replace_zero(x: Any) -> Any:
@@ -290,7 +305,6 @@ select_n_p = standard_primitive(
 
 
 def _select_n_jvp(primals: Any, tangents: Any) -> Any:
-    from fgrad.core.ad_util import Zero
     from fgrad.transforms.jvp import instantiate_zeros
     which, *cases = primals
     out = select_n(which, *cases)
@@ -347,7 +361,6 @@ convert_element_type_p = standard_primitive(
 
 
 def _convert_jvp(primals: Any, tangents: Any, new_dtype: np.dtype, weak_type: bool) -> Any:
-    from fgrad.core.ad_util import Zero
     (x,), (t,) = primals, tangents
     out = convert_element_type(x, new_dtype, weak_type)
     if type(t) is Zero or not (dtypes.is_float(new_dtype) and dtypes.is_float(x.dtype)):

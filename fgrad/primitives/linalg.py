@@ -31,6 +31,7 @@ at once is the same solve, with ``a`` left unbroadcast.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Sequence
 
@@ -79,8 +80,7 @@ def dot_general(lhs: Any, rhs: Any, dimension_numbers: Any, precision: Any = Non
     ...             (((1,), (0,)), ((), ()))).shape
     (2, 4)
     """
-    (lc, rc), (lb, rb) = dimension_numbers
-    dn = ((_int_tuple(lc), _int_tuple(rc)), (_int_tuple(lb), _int_tuple(rb)))
+    dn = _canonical_dimension_numbers(dimension_numbers)
     pet = None if preferred_element_type is None else dtypes.canonicalize_dtype(
         preferred_element_type)
     return dot_general_p.bind(lhs, rhs, dimension_numbers=dn, precision=_hashable(precision),
@@ -89,6 +89,28 @@ def dot_general(lhs: Any, rhs: Any, dimension_numbers: Any, precision: Any = Non
 
 def _int_tuple(xs: Any) -> tuple[int, ...]:
     return tuple(int(x) for x in (xs if isinstance(xs, (tuple, list, np.ndarray)) else (xs,)))
+
+
+def _canonicalize_dimension_numbers(dimension_numbers: Any) -> DimensionNumbers:
+    (lc, rc), (lb, rb) = dimension_numbers
+    return ((_int_tuple(lc), _int_tuple(rc)), (_int_tuple(lb), _int_tuple(rb)))
+
+
+_canonical_dn_cache: dict[Any, DimensionNumbers] = {}
+
+
+def _canonical_dimension_numbers(dimension_numbers: Any) -> DimensionNumbers:
+    """``_canonicalize_dimension_numbers``, memoized by the given value: a model calls
+    dot_general with a handful of distinct dimension numbers, over and over."""
+    try:
+        dn = _canonical_dn_cache.get(dimension_numbers)
+    except TypeError:  # unhashable (lists, arrays): canonicalize every time
+        return _canonicalize_dimension_numbers(dimension_numbers)
+    if dn is None:
+        dn = _canonicalize_dimension_numbers(dimension_numbers)
+        if len(_canonical_dn_cache) < 4096:
+            _canonical_dn_cache[dimension_numbers] = dn
+    return dn
 
 
 def _hashable(x: Any) -> Any:
@@ -107,8 +129,10 @@ def _dot_general_impl(lhs: np.ndarray, rhs: np.ndarray, *, dimension_numbers: Di
     compute = _compute_dtype(out_dtype)
     if lhs.dtype != compute:
         lhs, rhs = lhs.astype(compute), rhs.astype(compute)
-    if not lb and lc == (1,) and rc == (0,) and lhs.ndim == 2 and rhs.ndim == 2:
-        out = np.matmul(lhs, rhs)  # the plain matrix product: no layout work at all
+    if not lb and len(lc) == 1 and lhs.ndim == 2 and rhs.ndim == 2:
+        # A product of two matrices (possibly transposed: the transpose rules below
+        # produce those): transposes are views, and no layout work is needed at all.
+        out = np.matmul(lhs if lc[0] == 1 else lhs.T, rhs if rc[0] == 0 else rhs.T)
     else:
         out = _contract(lhs, rhs, lc, rc, lb, rb)
     return out if out.dtype == out_dtype else out.astype(out_dtype)
@@ -196,37 +220,50 @@ def _dot_transpose_operand(ct: Any, other: Any, x_aval: ShapedArray, x_contract:
                            x_batch: tuple[int, ...], y_contract: tuple[int, ...],
                            y_batch: tuple[int, ...], x_is_lhs: bool,
                            preferred_element_type: Any, precision: Any) -> Any:
-    y_ndim = np.ndim(other)
-    x_free = _free_axes(x_aval.ndim, x_contract, x_batch)
-    y_free = _free_axes(y_ndim, y_contract, y_batch)
-    nb = len(x_batch)
-    # Where y's free axes sit in ct = [batch | lhs free | rhs free].
-    first = nb + (len(x_free) if x_is_lhs else 0)
-    ct_y_free = list(range(first, first + len(y_free)))
     if preferred_element_type is not None and other.dtype != ct.dtype:
         # ct has the preferred (wider) dtype: lift the other operand to it, as
         # JAX's mixed-dtype dot does, and round the result back to x's dtype.
         other = _ew.convert_element_type(other, ct.dtype)
-    dims = ((tuple(ct_y_free), tuple(y_free)), (tuple(range(nb)), tuple(y_batch)))
-    # Axes of the product, named by the x axis each corresponds to.
-    x_contract_by_y = [x_contract[i] for i in np.argsort(y_contract)]
-    x_axes_of_out = list(x_batch) + x_free + x_contract_by_y
-    swapped_axes = list(x_batch) + x_contract_by_y + x_free
-    if sorted(swapped_axes) == swapped_axes and x_axes_of_out != swapped_axes:
-        # Multiplying in the other order yields x's axis order directly (e.g. the
-        # weight gradient hᵀ·ct of h @ W): no transpose after the product.
-        swapped = ((tuple(y_free), tuple(ct_y_free)), (tuple(y_batch), tuple(range(nb))))
-        out = dot_general(other, ct, swapped, precision=precision)
-    else:
-        out = dot_general(ct, other, dims, precision=precision)
-        out = _maybe_transpose(out, tuple(int(i) for i in np.argsort(x_axes_of_out)))
+    swap, dims, perm = _transpose_plan(x_aval.ndim, np.ndim(other), x_contract, x_batch,
+                                       y_contract, y_batch, x_is_lhs)
+    operands = (other, ct) if swap else (ct, other)
+    out = dot_general_p.bind(*operands, dimension_numbers=dims, precision=precision,
+                             preferred_element_type=None)
+    if perm is not None:
+        out = _shape.transpose(out, perm)
     if out.dtype != x_aval.dtype:
         out = _ew.convert_element_type(out, x_aval.dtype)
     return out
 
 
-def _maybe_transpose(x: Any, perm: tuple[int, ...]) -> Any:
-    return x if perm == tuple(range(len(perm))) else _shape.transpose(x, perm)
+@functools.lru_cache(maxsize=4096)
+def _transpose_plan(x_ndim: int, y_ndim: int, x_contract: tuple[int, ...],
+                    x_batch: tuple[int, ...], y_contract: tuple[int, ...],
+                    y_batch: tuple[int, ...], x_is_lhs: bool
+                    ) -> tuple[bool, DimensionNumbers, tuple[int, ...] | None]:
+    """How to compute ct_x: ``(swap, dims, perm)`` meaning ``dot_general(ct, y, dims)``
+    (``(y, ct)`` if ``swap``), then transposed by ``perm`` unless it is None.
+
+    It depends on the axis numbers only, so it is worked out once per signature.
+    """
+    x_free = _free_axes(x_ndim, x_contract, x_batch)
+    y_free = _free_axes(y_ndim, y_contract, y_batch)
+    nb = len(x_batch)
+    # Where y's free axes sit in ct = [batch | lhs free | rhs free].
+    first = nb + (len(x_free) if x_is_lhs else 0)
+    ct_y_free = tuple(range(first, first + len(y_free)))
+    # Axes of the product, named by the x axis each corresponds to.
+    x_contract_by_y = [x_contract[i] for i in sorted(range(len(y_contract)),
+                                                     key=y_contract.__getitem__)]
+    x_axes_of_out = list(x_batch) + x_free + x_contract_by_y
+    swapped_axes = list(x_batch) + x_contract_by_y + x_free
+    if sorted(swapped_axes) == swapped_axes and x_axes_of_out != swapped_axes:
+        # Multiplying in the other order yields x's axis order directly (e.g. the
+        # weight gradient hᵀ·ct of h @ W): no transpose after the product.
+        return True, ((tuple(y_free), ct_y_free), (tuple(y_batch), tuple(range(nb)))), None
+    dims = ((ct_y_free, tuple(y_free)), (tuple(range(nb)), tuple(y_batch)))
+    perm = tuple(sorted(range(len(x_axes_of_out)), key=x_axes_of_out.__getitem__))
+    return False, dims, None if perm == tuple(range(len(perm))) else perm
 
 
 def _dot_general_transpose_lhs(ct: Any, x: Any, y: Any, *, dimension_numbers: DimensionNumbers,

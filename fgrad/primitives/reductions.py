@@ -71,14 +71,23 @@ def _kept_dims(ndim: int, axes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(i for i in range(ndim) if i not in axes)
 
 
-def _in_f32(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
-    """Accumulate float16/bfloat16 in float32 and round once; silence NaN warnings."""
+def _in_f32(f: Callable[..., np.ndarray], errstate: bool = True) -> Callable[..., np.ndarray]:
+    """Accumulate float16/bfloat16 in float32 and round once; silence NaN warnings.
+
+    ``errstate=False`` skips the (costly, on the eager hot path) ``np.errstate``
+    context: for an ``f`` that calls a ufunc's C ``reduce`` itself, numpy attributes
+    the warnings to fgrad's frame, and the module filter in ``elementwise.py``
+    silences them there.
+    """
+    def in_f32(x: np.ndarray, **params: Any) -> np.ndarray:
+        if x.dtype.itemsize == 2 and dtypes.is_float(x.dtype):
+            return np.asarray(f(x.astype(np.float32), **params)).astype(x.dtype)
+        return np.asarray(f(x, **params))
+
     def impl(x: np.ndarray, **params: Any) -> np.ndarray:
         with np.errstate(all="ignore"):
-            if x.dtype.itemsize == 2 and dtypes.is_float(x.dtype):
-                return np.asarray(f(x.astype(np.float32), **params)).astype(x.dtype)
-            return np.asarray(f(x, **params))
-    return impl
+            return in_f32(x, **params)
+    return impl if errstate else in_f32
 
 
 def _same_dtype(x: ShapedArray, **_: Any) -> np.dtype:
@@ -99,7 +108,7 @@ def reduce_sum(operand: Any, axes: Sequence[int]) -> Any:
 def _reduce_sum_impl(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     if dtypes.is_bool(x.dtype):
         return np.any(x, axis=axes)  # XLA: a sum of booleans is their "or"
-    return np.sum(x, axis=axes, dtype=x.dtype)
+    return np.add.reduce(x, axis=axes, dtype=x.dtype)  # np.sum without its Python layer
 
 
 def _reduce_sum_transpose(ct: Any, x: Any, axes: tuple[int, ...]) -> list[Any]:
@@ -107,7 +116,7 @@ def _reduce_sum_transpose(ct: Any, x: Any, axes: tuple[int, ...]) -> list[Any]:
     return [_shape.broadcast_in_dim(ct, shape, _kept_dims(len(shape), axes))]
 
 
-reduce_sum_p = standard_primitive("reduce_sum", _in_f32(_reduce_sum_impl),
+reduce_sum_p = standard_primitive("reduce_sum", _in_f32(_reduce_sum_impl, errstate=False),
                                   _reduced_shape("reduce_sum", ANY), _same_dtype)
 deflinear(reduce_sum_p, _reduce_sum_transpose)
 defreducer(reduce_sum_p)

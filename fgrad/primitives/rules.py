@@ -31,7 +31,7 @@ import numpy as np
 
 from fgrad.core import dtypes
 from fgrad.core.ad_util import UndefPrimal, Zero, add_tangents, is_undefined_primal
-from fgrad.core.avals import ShapedArray
+from fgrad.core.avals import ShapedArray, get_aval
 from fgrad.core.errors import FgradTypeError
 from fgrad.core.primitive import Primitive
 
@@ -145,7 +145,7 @@ def defjvp(prim: Primitive, *rules: Callable[..., Any] | None) -> None:
                 tangent_out = contribution if tangent_out is None else add_tangents(
                     tangent_out, contribution)
         if tangent_out is None:
-            tangent_out = Zero(prim.abstract_eval(*[_aval(p) for p in primals],
+            tangent_out = Zero(prim.abstract_eval(*[get_aval(p) for p in primals],
                                                   **params).strip_weak_type())
         return primal_out, tangent_out
 
@@ -164,7 +164,7 @@ def defjvp2(prim: Primitive, *rules: Callable[..., Any] | None) -> None:
                 tangent_out = contribution if tangent_out is None else add_tangents(
                     tangent_out, contribution)
         if tangent_out is None:
-            tangent_out = Zero(_aval(ans).strip_weak_type())
+            tangent_out = Zero(get_aval(ans).strip_weak_type())
         return ans, tangent_out
 
     jvp.rules = rules  # type: ignore[attr-defined]  (for fgrad.tools.rules)
@@ -186,13 +186,20 @@ def deflinear(prim: Primitive, transpose_rule: Callable[..., Any],
     one cotangent per argument (None for arguments it is not linear in).
     """
     def jvp(primals: Sequence[Any], tangents: Sequence[Any], **params: Any) -> Any:
-        from fgrad.transforms.jvp import instantiate_zeros  # rules use transforms lazily
         primal_out = prim.bind(*primals, **params)
+        if len(primals) == 1:  # the common case (reshape, reduce_sum ...), made quick
+            (t,) = tangents
+            if type(t) is Zero:
+                return primal_out, Zero(get_aval(primal_out).strip_weak_type())
+            return primal_out, prim.bind(t, **params)
         lin = range(len(primals)) if linear_args == "all" else linear_args
-        if all(type(tangents[i]) is Zero for i in lin):
-            return primal_out, Zero(_aval(primal_out).strip_weak_type())
-        args = [instantiate_zeros(tangents[i]) if i in lin else primals[i]
-                for i in range(len(primals))]
+        zeros = [type(tangents[i]) is Zero for i in lin]
+        if all(zeros):
+            return primal_out, Zero(get_aval(primal_out).strip_weak_type())
+        if any(zeros):
+            from fgrad.transforms.jvp import instantiate_zeros  # rules use transforms lazily
+            tangents = [instantiate_zeros(t) if i in lin else t for i, t in enumerate(tangents)]
+        args = [tangents[i] if i in lin else primals[i] for i in range(len(primals))]
         return primal_out, prim.bind(*args, **params)
 
     prim.def_jvp(jvp)
@@ -211,9 +218,11 @@ def defbilinear(prim: Primitive, lhs_transpose: Callable[..., Any],
         x, y = primals
         x_dot, y_dot = tangents
         out = prim.bind(x, y, **params)
-        t: Any = Zero(_aval(out).strip_weak_type())
-        if type(x_dot) is not Zero:
-            t = add_tangents(t, prim.bind(x_dot, y, **params))
+        if type(x_dot) is Zero:
+            if type(y_dot) is Zero:
+                return out, Zero(get_aval(out).strip_weak_type())
+            return out, prim.bind(x, y_dot, **params)
+        t = prim.bind(x_dot, y, **params)
         if type(y_dot) is not Zero:
             t = add_tangents(t, prim.bind(x, y_dot, **params))
         return out, t
@@ -293,7 +302,7 @@ def _batch_axis_to(x: Any, dim: int | None, dst: int, axis_size: int) -> Any:
     from fgrad.transforms.vmap import moveaxis
     if dim is not None:
         return moveaxis(x, dim, dst)
-    shape = _aval(x).shape
+    shape = get_aval(x).shape
     out_shape = (*shape[:dst], axis_size, *shape[dst:])
     return broadcast_in_dim(x, out_shape, [i for i in range(len(out_shape)) if i != dst])
 
@@ -326,11 +335,6 @@ def reducer_batcher(prim: Primitive) -> BatchRule:
 def defreducer(prim: Primitive) -> None:
     """Batch the reduction ``prim`` (an ``axes`` param) with ``reducer_batcher``."""
     prim.def_batch(reducer_batcher(prim))
-
-
-def _aval(x: Any) -> ShapedArray:
-    from fgrad.core.avals import get_aval
-    return get_aval(x)
 
 
 __all__ = ["FLOAT", "NUMBER", "INT", "INT_OR_BOOL", "ANY", "standard_primitive", "unop",

@@ -31,6 +31,8 @@ Conventions worth knowing:
 from __future__ import annotations
 
 import builtins
+import functools
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -59,7 +61,7 @@ def _keep_weak(x: ShapedArray, **_: Any) -> bool:
 
 
 def _ints(values: Sequence[Any]) -> tuple[int, ...]:
-    return tuple(int(v) for v in values)
+    return tuple(map(int, values))
 
 
 def _zero_scalar(dtype: np.dtype, weak_type: bool = False) -> Array:
@@ -114,7 +116,17 @@ def _broadcast_in_dim_impl(x: np.ndarray, shape: tuple[int, ...],
     expanded = [1] * len(shape)
     for src, dst in enumerate(broadcast_dimensions):
         expanded[dst] = x.shape[src]
-    return np.broadcast_to(x.reshape(expanded), shape)
+    x = x.reshape(expanded)
+    if math.prod(shape) <= _SMALL:
+        # np.broadcast_to costs several µs of Python; for a small result (a bias row
+        # stretched over a batch) a plain copy is cheaper, and its values are the same.
+        out = np.empty(shape, x.dtype)
+        out[...] = x
+        return out
+    return np.broadcast_to(x, shape)
+
+
+_SMALL = 1 << 14  # elements
 
 
 def _broadcast_in_dim_shape(x: ShapedArray, shape: tuple[int, ...],
@@ -132,14 +144,23 @@ def _broadcast_in_dim_shape(x: ShapedArray, shape: tuple[int, ...],
 
 def _broadcast_in_dim_transpose(ct: Any, x: Any, shape: tuple[int, ...],
                                 broadcast_dimensions: tuple[int, ...]) -> list[Any]:
-    # Sum over the new axes and over the size-1 axes that were stretched.
     in_shape = x.aval.shape
+    axes, reshaped = _summed_axes(in_shape, shape, broadcast_dimensions)
+    summed = _red.reduce_sum_p.bind(ct, axes=axes) if axes else ct
+    return [reshape(summed, in_shape) if reshaped else summed]
+
+
+@functools.lru_cache(maxsize=4096)
+def _summed_axes(in_shape: tuple[int, ...], shape: tuple[int, ...],
+                 broadcast_dimensions: tuple[int, ...]) -> tuple[tuple[int, ...], bool]:
+    """The transpose of a broadcast sums over the new axes and over the size-1 axes that
+    were stretched (sorted), then reshapes to ``in_shape`` when the sum's shape differs."""
     new_axes = tuple(d for d in range(len(shape)) if d not in broadcast_dimensions)
     expanded_axes = tuple(d for i, d in enumerate(broadcast_dimensions)
                           if in_shape[i] == 1 and shape[d] != 1)
-    summed = _red.reduce_sum(ct, tuple(sorted(new_axes + expanded_axes))) \
-        if new_axes or expanded_axes else ct
-    return [reshape(summed, in_shape) if summed.shape != in_shape else summed]
+    axes = tuple(sorted(new_axes + expanded_axes))
+    summed_shape = tuple(n for d, n in enumerate(shape) if d not in axes)
+    return axes, summed_shape != in_shape
 
 
 def _broadcast_in_dim_batch(vals: Sequence[Any], dims: Sequence[int | None], *,

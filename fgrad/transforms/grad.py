@@ -21,10 +21,10 @@ import numpy as np
 
 from fgrad.core import dtypes
 from fgrad.core.ad_util import UndefPrimal, Zero, tangent_aval
-from fgrad.core.avals import get_aval
+from fgrad.core.avals import ShapedArray, get_aval
 from fgrad.core.errors import api_boundary
 from fgrad.core.pytree import (
-    tree_flatten, tree_map, tree_structure, tree_transpose, tree_unflatten)
+    PyTreeDef, tree_flatten, tree_map, tree_structure, tree_transpose, tree_unflatten)
 from fgrad.transforms import api_util
 from fgrad.core.trace import current_trace
 from fgrad.transforms.jvp import JVPTracer, check_tangent, instantiate_zeros, jvp_flat
@@ -113,17 +113,14 @@ def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
     """
     p_leaves, p_tree = tree_flatten(primals)
     p_leaves = api_util.canonicalize_leaves(p_leaves, "vjp")
-    aux_box = api_util.Store()
-    f = _aux_splitting(fun, aux_box) if has_aux else fun
-    flat_fun, out_tree = api_util.flatten_fun(f, p_tree, "vjp")
-    primals_out, lin = linearize_flat(flat_fun, p_leaves)
+    primals_out, out_tree, lin, aux = _linearize_leaves(fun, p_leaves, p_tree, has_aux, "vjp")
     out_avals = [tangent_aval(get_aval(p)) for p in primals_out]
 
     def vjp_fun(ct: Any) -> tuple[Any, ...]:
         ct_leaves, ct_tree = tree_flatten(ct)
-        if ct_tree != out_tree.value:
+        if ct_tree != out_tree:
             raise TypeError(f"vjp: the cotangent's tree structure {ct_tree} does not match "
-                            f"the function output's {out_tree.value}")
+                            f"the function output's {out_tree}")
         cts = []
         for c, aval in zip(ct_leaves, out_avals):
             c = api_util.canonicalize_arg(c, "vjp")
@@ -133,19 +130,41 @@ def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
                 raise TypeError(f"vjp: cotangent of type {c_aval.str_short()} does not match "
                                 f"the output's type {aval.str_short()}")
             cts.append(c)
-        undefined = [UndefPrimal(v.aval) for v in lin.jaxpr.invars]
-        cts_in = backward_pass(lin.jaxpr, lin.consts, undefined, cts)
-        cts_in = [_match_weak_type(_zero_cotangent(p) if type(c) is Zero or not dtypes.is_float(
-            get_aval(p).dtype) else c, p) for c, p in zip(cts_in, p_leaves)]
-        return tree_unflatten(p_tree, cts_in)
+        return tree_unflatten(p_tree, _pullback(lin, p_leaves, cts))
 
-    out = tree_unflatten(out_tree.value, primals_out)
-    return (out, vjp_fun, aux_box.value) if has_aux else (out, vjp_fun)
+    out = tree_unflatten(out_tree, primals_out)
+    return (out, vjp_fun, aux) if has_aux else (out, vjp_fun)
 
 
-def _match_weak_type(ct: Any, primal: Any) -> Any:
+def _linearize_leaves(fun: Callable[..., Any], p_leaves: list[Any], p_tree: PyTreeDef,
+                      has_aux: bool, where: str) -> tuple[list[Any], PyTreeDef, Any, Any]:
+    """``linearize_flat`` of a function of pytrees, at (canonical) leaves of ``p_tree``.
+
+    Returns the flat outputs, their tree, the linear jaxpr and the aux output (or None).
+    """
+    aux_box = api_util.Store()
+    f = _aux_splitting(fun, aux_box) if has_aux else fun
+    flat_fun, out_tree = api_util.flatten_fun(f, p_tree, where)
+    primals_out, lin = linearize_flat(flat_fun, p_leaves)
+    return primals_out, out_tree.value, lin, aux_box.value
+
+
+def _pullback(lin: Any, p_leaves: Sequence[Any], cts: Sequence[Any]) -> list[Any]:
+    """The cotangents of the primal leaves for the output cotangents ``cts``: the linear
+    jaxpr run backwards, zeros instantiated, weakly typed exactly where the primal is."""
+    undefined = [UndefPrimal(v.aval) for v in lin.jaxpr.invars]
+    cts_in = backward_pass(lin.jaxpr, lin.consts, undefined, cts)
+    out = []
+    for ct, primal in zip(cts_in, p_leaves):
+        aval = get_aval(primal)
+        if type(ct) is Zero or not dtypes.is_float(aval.dtype):
+            ct = _zero_cotangent(aval)
+        out.append(_match_weak_type(ct, aval.weak_type))
+    return out
+
+
+def _match_weak_type(ct: Any, weak: bool) -> Any:
     """A cotangent is weakly typed exactly when its primal is (as in JAX)."""
-    weak = get_aval(primal).weak_type
     aval = get_aval(ct)
     if aval.weak_type == weak:
         return ct
@@ -153,8 +172,7 @@ def _match_weak_type(ct: Any, primal: Any) -> Any:
     return convert_element_type(ct, aval.dtype, weak)
 
 
-def _zero_cotangent(primal: Any) -> Any:
-    aval = get_aval(primal)
+def _zero_cotangent(aval: ShapedArray) -> Any:
     if not dtypes.is_float(aval.dtype):
         # JAX uses the float0 dtype here; fgrad returns zeros of the primal's dtype.
         return instantiate_zeros(Zero(aval.strip_weak_type()))
@@ -172,18 +190,14 @@ def value_and_grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,
     def value_and_grad_fun(*args: Any, **kwargs: Any) -> Any:
         nums = api_util.normalize_argnums(argnums, len(args), "grad")
         f_partial, dyn_args = api_util.split_args(lambda *a: fun(*a, **kwargs), args, nums)
-        for i, arg in zip(nums, dyn_args):
-            for leaf in tree_flatten(arg)[0]:
-                dtype = get_aval(api_util.canonicalize_arg(leaf, "grad")).dtype
-                if not dtypes.is_float(dtype) and not allow_int:
-                    raise TypeError(
-                        f"grad requires real-valued (floating-point) inputs, but argument {i} "
-                        f"has dtype {dtype.name}. If you want to use integer or boolean "
-                        "inputs, use vjp or set allow_int=True.")
-        if has_aux:
-            value, vjp_fun, aux = vjp(f_partial, *dyn_args, has_aux=True)
-        else:
-            value, vjp_fun = vjp(f_partial, *dyn_args)
+        # vjp, inlined: the arguments are flattened and checked once.
+        p_leaves, p_tree = tree_flatten(dyn_args)
+        p_leaves = api_util.canonicalize_leaves(p_leaves, "grad")
+        if not allow_int:
+            _check_float_args(p_leaves, dyn_args, nums)
+        primals_out, out_tree, lin, aux = _linearize_leaves(f_partial, p_leaves, p_tree,
+                                                            has_aux, "vjp")
+        value = tree_unflatten(out_tree, primals_out)
         value_aval = get_aval(value) if not isinstance(value, (tuple, list, dict)) else None
         if value_aval is None or value_aval.shape != ():
             shape = value_aval.shape if value_aval is not None else type(value).__name__
@@ -193,13 +207,27 @@ def value_and_grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,
             raise TypeError(f"grad requires a floating-point output, got "
                             f"{value_aval.str_short()}")
         from fgrad.primitives.shape import full
-        one = full((), 1, value_aval.dtype)
-        grads = vjp_fun(one)
+        grads = tree_unflatten(p_tree, _pullback(lin, p_leaves, [full((), 1, value_aval.dtype)]))
         g = grads[0] if isinstance(argnums, int) else tuple(grads)
         return ((value, aux), g) if has_aux else (value, g)
 
     value_and_grad_fun.__name__ = f"value_and_grad({api_util.fun_name(fun)})"
     return value_and_grad_fun
+
+
+def _check_float_args(leaves: Sequence[Any], dyn_args: Sequence[Any],
+                      argnums: Sequence[int]) -> None:
+    """grad differentiates float inputs only (without ``allow_int``)."""
+    if all(dtypes.is_float(get_aval(leaf).dtype) for leaf in leaves):
+        return
+    for i, arg in zip(argnums, dyn_args):  # find the argument to name in the message
+        for leaf in tree_flatten(arg)[0]:
+            dtype = get_aval(api_util.canonicalize_arg(leaf, "grad")).dtype
+            if not dtypes.is_float(dtype):
+                raise TypeError(
+                    f"grad requires real-valued (floating-point) inputs, but argument {i} "
+                    f"has dtype {dtype.name}. If you want to use integer or boolean "
+                    "inputs, use vjp or set allow_int=True.")
 
 
 def grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0,

@@ -25,7 +25,7 @@ from fgrad.core.avals import ShapedArray, get_aval
 from fgrad.core.jaxpr import ClosedJaxpr, eval_jaxpr
 from fgrad.core.primitive import Primitive
 from fgrad.core.staging import trace_to_jaxpr
-from fgrad.core.trace import Trace, Tracer, check_alive, current_trace, set_current_trace
+from fgrad.core.trace import Trace, Tracer, _context, check_alive, current_trace, set_current_trace
 
 
 class JVPTracer(Tracer):
@@ -78,7 +78,11 @@ class JVPTrace(Trace):
                 p, t = self.to_primal_tangent(x)
                 primals.append(p)
                 tangents.append(t)
-        with set_current_trace(self.parent):
+        # The rule runs with the parent trace current (``set_current_trace``, inlined:
+        # this runs for every operation under jvp/grad).
+        context = _context
+        prev, context.trace = context.trace, self.parent
+        try:
             if not any_tangent or prim.nondifferentiable:
                 return prim.bind(*primals, **params)
             if prim.jvp is None:
@@ -87,6 +91,8 @@ class JVPTrace(Trace):
                     + (f": {prim.missing_reasons['jvp']}" if "jvp" in prim.missing_reasons
                        else ""))
             primal_out, tangent_out = prim.jvp(primals, tangents, **params)
+        finally:
+            context.trace = prev
         if prim.multiple_results:
             return [self.new_tracer(p, t) for p, t in zip(primal_out, tangent_out)]
         return self.new_tracer(primal_out, tangent_out)

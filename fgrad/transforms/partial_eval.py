@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 from fgrad.core.ad_util import Zero, tangent_aval
 from fgrad.core.avals import ShapedArray, get_aval
-from fgrad.core.jaxpr import ClosedJaxpr, Jaxpr, Literal, Var, eval_jaxpr
+from fgrad.core.jaxpr import ClosedJaxpr, Jaxpr, JaxprEqn, Literal, Var, eval_jaxpr
 from fgrad.core.primitive import Primitive
 from fgrad.core.staging import StagingTrace, StagingTracer, trace_to_jaxpr
 from fgrad.core.trace import Trace, current_trace, eval_trace, set_current_trace
@@ -54,29 +54,41 @@ class PartialEvalTrace(StagingTrace):
                 return prim.bind(*args, **params)
         if prim.partial_eval is not None:
             return prim.partial_eval(self, args, params)
-        return self.emit(prim, [self.to_atom(x) for x in args], params)
+        return self.emit(prim, [x.jaxpr_var if type(x) is StagingTracer and x._trace is self
+                                else self.to_atom(x) for x in args], params)
 
 
 def dce_jaxpr(jaxpr: Jaxpr, used_outputs: Sequence[bool] | None = None) -> Jaxpr:
     """Drop equations whose results no output needs (dead-code elimination)."""
     outvars = (jaxpr.outvars if used_outputs is None
                else [v for v, used in zip(jaxpr.outvars, used_outputs) if used])
-    live = {v for v in outvars if isinstance(v, Var)}
+    eqns, _ = _live_eqns(jaxpr.eqns, outvars)
+    return Jaxpr(jaxpr.constvars, jaxpr.invars, outvars, eqns)
+
+
+def _live_eqns(eqns: Sequence[JaxprEqn], outvars: Sequence[Any]
+               ) -> tuple[list[JaxprEqn], set[Var]]:
+    """The equations ``outvars`` need (in order), and every variable those read."""
+    live = {v for v in outvars if type(v) is Var}
     kept = []
-    for eqn in reversed(jaxpr.eqns):
-        if any(v in live for v in eqn.outvars):
-            kept.append(eqn)
-            live.update(v for v in eqn.invars if isinstance(v, Var))
-    return Jaxpr(jaxpr.constvars, jaxpr.invars, outvars, kept[::-1])
+    for eqn in reversed(eqns):
+        for v in eqn.outvars:
+            if v in live:
+                kept.append(eqn)
+                for x in eqn.invars:
+                    if type(x) is Var:
+                        live.add(x)
+                break
+    kept.reverse()
+    return kept, live
 
 
 def dce_closed(closed: ClosedJaxpr) -> ClosedJaxpr:
     """DCE, also dropping constvars nothing reads any more."""
-    jaxpr = dce_jaxpr(closed.jaxpr)
-    used = {v for eqn in jaxpr.eqns for v in eqn.invars if isinstance(v, Var)}
-    used.update(v for v in jaxpr.outvars if isinstance(v, Var))
-    keep = [(v, c) for v, c in zip(jaxpr.constvars, closed.consts) if v in used]
-    new = Jaxpr([v for v, _ in keep], jaxpr.invars, jaxpr.outvars, jaxpr.eqns)
+    jaxpr = closed.jaxpr
+    eqns, live = _live_eqns(jaxpr.eqns, jaxpr.outvars)
+    keep = [(v, c) for v, c in zip(jaxpr.constvars, closed.consts) if v in live]
+    new = Jaxpr([v for v, _ in keep], jaxpr.invars, jaxpr.outvars, eqns)
     return ClosedJaxpr(new, [c for _, c in keep])
 
 

@@ -27,7 +27,7 @@ from fgrad.transforms.jvp import instantiate_zeros
 def backward_pass(jaxpr: Jaxpr, consts: Sequence[Any], args: Sequence[Any],
                   cts_out: Sequence[Any]) -> list[Any]:
     """Cotangents for the ``UndefPrimal`` entries of ``args`` (``Zero`` where none flows)."""
-    primal_env: dict[Var, Any] = {}
+    primal_env: dict[Var, Any] = dict(zip(jaxpr.constvars, consts))
     linear: set[Var] = set()
 
     def read(atom: Any) -> Any:
@@ -35,7 +35,6 @@ def backward_pass(jaxpr: Jaxpr, consts: Sequence[Any], args: Sequence[Any],
             return atom.val
         return UndefPrimal(atom.aval) if atom in linear else primal_env[atom]
 
-    primal_env.update(zip(jaxpr.constvars, consts))
     for v, x in zip(jaxpr.invars, args):
         if type(x) is UndefPrimal:
             linear.add(v)
@@ -55,7 +54,8 @@ def backward_pass(jaxpr: Jaxpr, consts: Sequence[Any], args: Sequence[Any],
             primal_env.update(zip(eqn.outvars, outs if eqn.primitive.multiple_results
                                   else [outs]))
 
-    # Backward: push cotangents from outputs to inputs.
+    # Backward: push cotangents from outputs to inputs. Only nonzero cotangents of
+    # linear variables are stored; an equation none of whose outputs has one is skipped.
     ct_env: dict[Var, Any] = {}
 
     def write_ct(v: Any, ct: Any) -> None:
@@ -65,21 +65,23 @@ def backward_pass(jaxpr: Jaxpr, consts: Sequence[Any], args: Sequence[Any],
     for v, ct in zip(jaxpr.outvars, cts_out):
         write_ct(v, ct)
     for eqn in reversed(linear_eqns):
-        cts = [ct_env.pop(v, None) for v in eqn.outvars]
         prim = eqn.primitive
-        if all(ct is None for ct in cts):
-            continue
+        if prim.multiple_results:
+            cts = [ct_env.pop(v, None) for v in eqn.outvars]
+            if all(ct is None for ct in cts):
+                continue
+            ct_arg: Any = [Zero(tangent_aval(v.aval)) if ct is None else ct
+                           for v, ct in zip(eqn.outvars, cts)]
+        else:
+            ct_arg = ct_env.pop(eqn.outvars[0], None)
+            if ct_arg is None:
+                continue
         if prim.transpose is None:
             raise NotImplementedError(
                 f"Transpose rule (for reverse-mode differentiation) for '{prim.name}' "
                 "not implemented"
                 + (f": {prim.missing_reasons['transpose']}"
                    if "transpose" in prim.missing_reasons else ""))
-        if prim.multiple_results:
-            ct_arg = [Zero(tangent_aval(v.aval)) if ct is None else ct
-                      for v, ct in zip(eqn.outvars, cts)]
-        else:
-            ct_arg = cts[0]
         cts_in = prim.transpose(ct_arg, *map(read, eqn.invars), **eqn.params)
         for v, ct in zip(eqn.invars, cts_in):
             write_ct(v, ct)
