@@ -502,3 +502,17 @@ def test_jacobians_of_matmul(x64: None) -> None:
     assert_tree_close(fgrad.jacrev(f)(x), jax.jacrev(jf)(x))
     assert_tree_close(fgrad.hessian(lambda x: fnp.sum(f(x)))(x),
                       jax.hessian(lambda x: jnp.sum(jf(x)))(x), rtol=1e-10)
+
+
+@pytest.mark.parametrize("f, negated", [(lambda x: x + 2.0, False), (lambda x: 2.0 - x, True),
+                                         (lambda x: x - fnp.ones(3), False),
+                                         (lambda x: fnp.ones(3) + x, False)],
+                         ids=["x+c", "c-x", "x-C", "C+x"])
+def test_constant_operands_add_nothing_to_the_linear_program(f: Any, negated: bool) -> None:
+    """A constant's tangent is a symbolic zero: (x + c)' = x', (c - x)' = -x'."""
+    x = np.arange(3.0, dtype=np.float32)
+    _, f_lin = fgrad.linearize(f, x)
+    prims = [e.primitive.name for e in fgrad.make_jaxpr(f_lin)(x).jaxpr.eqns]
+    assert prims == (["neg"] if negated else []), prims
+    t = np.ones(3, np.float32)
+    np.testing.assert_array_equal(f_lin(t), -t if negated else t)
