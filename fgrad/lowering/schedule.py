@@ -470,7 +470,8 @@ def schedule(closed: ClosedJaxpr) -> Program:
     for value in results:
         buf = value.buffer
         if (buf is not None and buf.name.startswith("t") and buf.name not in outputs
-                and len(value.tracker.views) == 1 and value.tracker.views[0].is_contiguous()):
+                and len(value.tracker.views) == 1 and value.tracker.views[0].is_contiguous()
+                and math.prod(value.shape) == buf.size):  # not a prefix of a bigger buffer
             # a temporary already laid out as the output: no copy, only its shape changes
             sched.buffers[buf.name] = Buffer(buf.name, value.shape, buf.dtype)
             outputs.append(buf.name)

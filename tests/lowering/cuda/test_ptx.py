@@ -126,6 +126,10 @@ def kernels() -> dict[str, tuple[str, Kernel]]:
     found: dict[str, tuple[str, Kernel]] = {}
     for label, program in _programs():
         for kernel in render.program_kernels(program.steps):
+            # the program allocates every buffer as large as its kernels address it
+            # (a reused temporary once shrank to an output's size: a heap overflow)
+            for p in kernel.params:
+                assert program.buffers[p.name].size == p.size, (label, kernel.name, p)
             found.setdefault(render.render_kernel(kernel, "K"), (label, kernel))
     return found
 
