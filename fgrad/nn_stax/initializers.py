@@ -28,11 +28,10 @@ Conventions (JAX's, kept exactly):
   JAX's threefry bits exactly; ``normal`` and ``truncated_normal`` agree with
   JAX's to a few float ulps (their ``erf_inv`` is numpy's, not XLA's).
 
-``orthogonal`` needs a QR decomposition, which fgrad has no primitive for: it
-is computed with numpy on the concrete normal draw, so it works eagerly (the
-usual way to initialize) but not on a traced key (inside ``jit`` or
-``vmap``); it raises a clear error there. Complex dtypes are not supported
-(fgrad has none).
+``orthogonal`` needs a QR decomposition: on a concrete key it is LAPACK's (numpy,
+float64); on a traced key (inside ``jit`` or ``vmap``) Gram-Schmidt with one
+reorthogonalization, which gives the same matrix to rounding. Complex dtypes
+are not supported (fgrad has none).
 
 Read next: ``fgrad/nn_stax/__init__.py`` (the layers that use these).
 """
@@ -280,18 +279,43 @@ kaiming_normal = he_normal
 def _orthogonal_matrix(key: Any, n: int, m: int, dtype: np.dtype) -> Any:
     """``jax.random.orthogonal(key, n, (), dtype, m)``: a Haar-random ``n x m`` (semi-)orthogonal.
 
-    QR of a ``max x min`` standard normal matrix; multiplying Q's columns by the signs
-    of R's diagonal makes the factorization unique, hence the distribution uniform
-    (Mezzadri 2007) and the result equal to JAX's for the same normal draws.
+    Q of the QR decomposition of a ``max x min`` standard normal matrix, with the
+    signs chosen so that R's diagonal is positive: that makes the factorization
+    unique, hence the distribution uniform (Mezzadri 2007) and the result equal to
+    JAX's for the same normal draws. A concrete draw goes through LAPACK (numpy,
+    in float64); a traced one (under ``jit`` or ``vmap``) through Gram-Schmidt.
     """
     z = random.normal(key, (max(n, m), min(n, m)), dtype)
     if isinstance(z, Tracer):
-        raise TypeError("orthogonal initializer: fgrad has no QR primitive, so the key must "
-                        "be concrete; call the initializer outside jit/vmap.")
+        compute = np.promote_types(dtype, np.float32)  # 16-bit floats: orthogonalize in f32
+        q = _gram_schmidt(fnp.asarray(z, compute)).astype(dtype)
+        return q.T if n < m else q
     # NOTE: float64 QR then a cast: at least as accurate as JAX's QR in the weight dtype.
     q, r = np.linalg.qr(np.asarray(z, np.float64))
     q = q * np.where(np.diagonal(r) < 0, -1.0, 1.0)[None, :]
     return fnp.asarray((q.T if n < m else q).astype(dtype))
+
+
+def _gram_schmidt(z: Any) -> Any:
+    """Q (positive-diagonal R) of a tall ``z`` by Gram-Schmidt, reorthogonalized once.
+
+    Column k has the projections on columns 0..k-1 removed twice ("twice is
+    enough": Giraud et al. 2005), which keeps Q orthogonal to rounding even when
+    z is ill-conditioned, and is then normalized (so R's diagonal is positive).
+    The loop is a ``fori_loop``, so it traces to one small program at any size.
+    """
+    from fgrad import lax  # the control-flow wrappers sit above the numpy layer
+
+    cols = fnp.arange(z.shape[1])
+
+    def body(k: Any, q: Any) -> Any:
+        v = q @ (cols == k).astype(q.dtype)          # column k
+        done = q * (cols < k).astype(q.dtype)        # the finished columns
+        for _ in range(2):
+            v = v - done @ (done.T @ v)
+        return fnp.where(cols == k, (v / fnp.linalg.norm(v))[:, None], q)
+
+    return lax.fori_loop(0, z.shape[1], body, z)
 
 
 def orthogonal(scale: Any = 1.0, column_axis: int = -1, dtype: Any = None) -> Initializer:
@@ -299,8 +323,8 @@ def orthogonal(scale: Any = 1.0, column_axis: int = -1, dtype: Any = None) -> In
 
     The weight is viewed as a matrix whose columns lie along ``column_axis``
     and whose rows are all other axes flattened; it has orthonormal rows or
-    columns, whichever are fewer, times ``scale``. Needs a concrete key (see
-    the module docstring).
+    columns, whichever are fewer, times ``scale``. Works on concrete and traced
+    keys (see the module docstring).
 
     Args:
       scale: a multiplier.
