@@ -11,7 +11,8 @@ the result's lazy value(s). Four kinds cover the primitives here:
 * movement: a new indexing of the operand (``reindex``), folded into the
   buffer's strides when the operand is stored;
 * reduction: a kernel with an accumulator (``Scheduler.reduce``);
-* library call: ``dot_general`` becomes a batched ``gemm``.
+* library call: ``dot_general`` becomes a batched ``gemm`` (``lower_dot.py``),
+  a convolution im2col + ``gemm`` (``lower_conv.py``).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def _c(value: float, like: Value) -> Const:
     return Const(np.asarray(value, like.dtype)[()], like.dtype)
 
 
-def _map(fn: Callable[..., Value], *xs: Lazy, out_dtype: Any = None) -> Lazy:
+def _map(fn: Callable[..., Value], *xs: Lazy, out_dtype: Any = None, weight: int = 1) -> Lazy:
     """``fn`` on the operands' elements, computed in the wide dtype, cast back once."""
     dtype = xs[0].dtype
     wide = _wide(dtype)
@@ -54,11 +55,19 @@ def _map(fn: Callable[..., Value], *xs: Lazy, out_dtype: Any = None) -> Lazy:
         out = fn(*vals)
         return out if out.dtype == result_dtype else Cast(out, result_dtype)
 
-    return elementwise(scalar, *xs, dtype=result_dtype)
+    return elementwise(scalar, *xs, dtype=result_dtype, weight=weight)
+
+
+# Ops that cost several arithmetic instructions (a polynomial, a libm call): recomputing
+# them in every consumer of a shared value is worth less (see schedule.RECOMPUTE_LIMIT).
+_EXPENSIVE = 4
+_CHEAP = frozenset({O.NEG, O.ABS, O.FLOOR, O.CEIL, O.NOT, O.ADD, O.SUB, O.MUL, O.MAX, O.MIN,
+                    O.AND, O.OR, O.XOR, O.CMPLT, O.CMPLE, O.CMPEQ, O.CMPNE, O.SHL, O.SHR})
 
 
 def _unary(op: O) -> Callable[..., Lazy]:
-    return lambda s, x, **_: _map(lambda a: alu(op, a), x)
+    weight = 1 if op in _CHEAP else _EXPENSIVE
+    return lambda s, x, **_: _map(lambda a: alu(op, a), x, weight=weight)
 
 
 def _binary(op: O, swap: bool = False) -> Callable[..., Lazy]:
@@ -66,12 +75,14 @@ def _binary(op: O, swap: bool = False) -> Callable[..., Lazy]:
         return lambda s, x, y, **_: _map(lambda a, b: alu(op, b, a), x, y,
                                          out_dtype=np.bool_ if op in (O.CMPLT, O.CMPLE) else None)
     is_cmp = op in (O.CMPLT, O.CMPLE, O.CMPEQ, O.CMPNE)
+    weight = 1 if op in _CHEAP else _EXPENSIVE
     return lambda s, x, y, **_: _map(lambda a, b: alu(op, a, b), x, y,
-                                     out_dtype=np.bool_ if is_cmp else None)
+                                     out_dtype=np.bool_ if is_cmp else None, weight=weight)
 
 
 def _composite(fn: Callable[[Value], Value], predicate: bool = False) -> Callable[..., Lazy]:
-    return lambda s, x, **_: _map(fn, x, out_dtype=np.bool_ if predicate else None)
+    return lambda s, x, **_: _map(fn, x, out_dtype=np.bool_ if predicate else None,
+                                  weight=_EXPENSIVE)
 
 
 # --- composite elementwise functions, in scalar ops -------------------------------------------
@@ -294,16 +305,56 @@ def _broadcast_in_dim(s: Scheduler, x: Lazy, *, shape: tuple[int, ...],
 
 
 def _unflatten(flat: Idx, shape: Sequence[int]) -> list[Idx]:
-    coords = []
+    """Row-major coordinates of ``flat`` (< prod(shape)); the outermost needs no ``%``."""
+    coords: list[Idx] = []
+    outermost = True
     for n, st in zip(shape, row_major_strides(shape)):
-        coords.append(as_idx(0) if n == 1 else (flat // st) % n if st else as_idx(0))
+        if n == 1:
+            coords.append(as_idx(0))
+            continue
+        coords.append(flat // st if outermost else (flat // st) % n)
+        outermost = False
     return coords
 
 
+def _axis_groups(old: Sequence[int], new: Sequence[int]
+                 ) -> list[tuple[list[int], list[int]]] | None:
+    """Runs of old and new axes with equal products (size-1 axes left out), in order."""
+    a = [d for d, n in enumerate(old) if n != 1]
+    b = [d for d, n in enumerate(new) if n != 1]
+    groups: list[tuple[list[int], list[int]]] = []
+    while a and b:
+        ga, gb = [a.pop(0)], [b.pop(0)]
+        pa, pb = old[ga[0]], new[gb[0]]
+        while pa != pb:
+            if pa < pb and a:
+                ga.append(a.pop(0))
+                pa *= old[ga[-1]]
+            elif pb < pa and b:
+                gb.append(b.pop(0))
+                pb *= new[gb[-1]]
+            else:
+                return None
+        groups.append((ga, gb))
+    return None if a or b else groups
+
+
 def _reshape(s: Scheduler, x: Lazy, *, new_sizes: tuple[int, ...], **_: Any) -> Lazy:
-    return reindex(x, new_sizes,
-                   lambda idxs: (_unflatten(flat_index(idxs, new_sizes), x.shape), None),
-                   lambda t: t.reshape(new_sizes))
+    """A view on a stored value; on a computed one, each run of new axes that splits one
+    old axis indexes it affinely (only merged axes need ``/`` and ``%``)."""
+    groups = _axis_groups(x.shape, new_sizes) if math.prod(new_sizes) else None
+
+    def index_map(idxs: Sequence[Idx]) -> tuple[list[Idx], Idx | None]:
+        if groups is None:
+            return _unflatten(flat_index(idxs, new_sizes), x.shape), None
+        src: list[Idx] = [as_idx(0)] * len(x.shape)
+        for old, new in groups:
+            flat = flat_index([idxs[d] for d in new], [new_sizes[d] for d in new])
+            for d, i in zip(old, _unflatten(flat, [x.shape[d] for d in old])):
+                src[d] = i
+        return src, None
+
+    return reindex(x, new_sizes, index_map, lambda t: t.reshape(new_sizes))
 
 
 def _squeeze(s: Scheduler, x: Lazy, *, dimensions: tuple[int, ...]) -> Lazy:
@@ -568,80 +619,6 @@ def _dynamic_update_slice(s: Scheduler, operand: Lazy, update: Lazy, *starts: La
     return Lazy(operand.shape, operand.dtype, read, cost=operand.cost + update.cost + 2)
 
 
-# --- dot_general: a batched gemm --------------------------------------------------------------
-
-def _as_matrices(s: Scheduler, x: Lazy, batch: Sequence[int], free: Sequence[int],
-                 contract: Sequence[int], dtype: np.dtype, contract_last: bool
-                 ) -> tuple[str, bool]:
-    """``x`` as a stack of matrices [batch, free, contract] (or [batch, contract, free]).
-
-    Returns the buffer name and whether the library must transpose it. A
-    stored operand whose axes already lie in either order is used in place.
-    """
-    b = math.prod(x.shape[d] for d in batch)
-    f = math.prod(x.shape[d] for d in free)
-    k = math.prod(x.shape[d] for d in contract)
-    first, second = (free, contract) if contract_last else (contract, free)
-    for trans, order in ((False, (*batch, *first, *second)), (True, (*batch, *second, *first))):
-        if x.buffer is not None and x.dtype == dtype:
-            t = x.tracker.transpose(order)
-            view = t.reshape((b, f, k) if contract_last != trans else (b, k, f))
-            if len(view.views) == 1 and view.views[0].is_contiguous():
-                return x.buffer.name, trans
-    y = _transpose(s, x, permutation=tuple((*batch, *first, *second)))
-    if y.dtype != dtype:
-        y = elementwise(lambda v: Cast(v, dtype), y, dtype=dtype)
-    return s.materialize(y, name="layout").buffer.name, False  # type: ignore[union-attr]
-
-
-def _dot_general(s: Scheduler, lhs: Lazy, rhs: Lazy, *, dimension_numbers: Any,
-                 precision: Any, preferred_element_type: Any) -> Lazy:
-    (lc, rc), (lb, rb) = dimension_numbers
-    out_dtype = np.dtype(preferred_element_type or lhs.dtype)
-    lf = [d for d in range(lhs.ndim) if d not in lc and d not in lb]
-    rf = [d for d in range(rhs.ndim) if d not in rc and d not in rb]
-    out_shape = (tuple(lhs.shape[d] for d in lb) + tuple(lhs.shape[d] for d in lf)
-                 + tuple(rhs.shape[d] for d in rf))
-    compute = out_dtype if out_dtype in (np.dtype(np.float32), np.dtype(np.float64)) else None
-    if compute is None:
-        return _dot_loops(s, lhs, rhs, lc, rc, lb, rb, lf, rf, out_shape, out_dtype)
-    a, trans_a = _as_matrices(s, lhs, lb, lf, lc, compute, contract_last=True)
-    b, trans_b = _as_matrices(s, rhs, rb, rf, rc, compute, contract_last=False)
-    out = s.new_buffer(out_shape, compute)
-    return s.library_call("gemm", (a, b), out, batch=math.prod(lhs.shape[d] for d in lb),
-                          m=math.prod(lhs.shape[d] for d in lf),
-                          n=math.prod(rhs.shape[d] for d in rf),
-                          k=math.prod(lhs.shape[d] for d in lc), trans_a=trans_a,
-                          trans_b=trans_b)
-
-
-def _dot_loops(s: Scheduler, lhs: Lazy, rhs: Lazy, lc: Any, rc: Any, lb: Any, rb: Any,
-               lf: Any, rf: Any, out_shape: tuple[int, ...], out_dtype: np.dtype) -> Lazy:
-    """Integer (and other non-BLAS) products as a loop nest: broadcast, multiply, sum."""
-    nb, nlf = len(lb), len(lf)
-    k_shape = [lhs.shape[d] for d in lc]
-    full = out_shape + tuple(k_shape)
-
-    def place(x: Lazy, batch: Any, free: Any, contract: Any, free_at: int) -> Lazy:
-        def index_map(idxs: Sequence[Idx]) -> tuple[list[Idx], Idx | None]:
-            src: list[Idx] = [as_idx(0)] * x.ndim
-            for j, d in enumerate(batch):
-                src[d] = idxs[j]
-            for j, d in enumerate(free):
-                src[d] = idxs[free_at + j]
-            for j, d in enumerate(contract):
-                src[d] = idxs[len(out_shape) + j]
-            return src, None
-        return reindex(x, full, index_map)
-
-    a = place(lhs, lb, lf, lc, nb)
-    b = place(rhs, rb, rf, rc, nb + nlf)
-    prod = elementwise(lambda u, v: alu(O.MUL, Cast(u, out_dtype), Cast(v, out_dtype)), a, b,
-                       dtype=out_dtype)
-    axes = tuple(range(len(out_shape), len(full)))
-    return s.reduce(prod, O.ADD, axes, out_dtype, name="dot")
-
-
 # --- the table --------------------------------------------------------------------------------
 
 def install() -> None:
@@ -666,7 +643,7 @@ def install() -> None:
     rules["custom_vjp_call"] = lambda s, *args, call_jaxpr, **_: s.run_jaxpr(call_jaxpr, args)
     rules.update(broadcast_in_dim=_broadcast_in_dim, reshape=_reshape, squeeze=_squeeze,
                  transpose=_transpose, slice=_slice, rev=_rev, pad=_pad,
-                 concatenate=_concatenate, iota=_iota, dot_general=_dot_general)
+                 concatenate=_concatenate, iota=_iota)
     for name, op in (("reduce_sum", O.ADD), ("reduce_max", O.MAX), ("reduce_min", O.MIN),
                      ("reduce_prod", O.MUL), ("reduce_and", O.AND), ("reduce_or", O.OR)):
         rules[name] = _reducer(op)
@@ -677,9 +654,13 @@ def install() -> None:
                  dynamic_update_slice=_dynamic_update_slice)
     rules.update({n: _cumulative(op) for n, op in _CUMULATIVE.items()})
     from fgrad.lowering.lower_control import RULES as control_rules
+    from fgrad.lowering.lower_conv import RULES as conv_rules
+    from fgrad.lowering.lower_dot import RULES as dot_rules
     from fgrad.lowering.lower_windowed import RULES as windowed_rules
     from fgrad.lowering.host_calls import RULES as host_rules
     rules.update(windowed_rules)
+    rules.update(conv_rules)
+    rules.update(dot_rules)
     rules.update(control_rules)
     rules.update(host_rules)
     for name, rule in rules.items():

@@ -1,4 +1,4 @@
-"""Lowering rules for windowed primitives: pooling, its derivatives, and convolution.
+"""Lowering rules for windowed primitives: pooling and its derivatives.
 
 All of them read their input through one *window view*: a lazy value of
 shape ``out_shape + window_shape`` whose element ``(o, w)`` is the input at
@@ -9,9 +9,9 @@ between dilated elements. Nothing is copied to build it; then
 * ``reduce_window_*`` reduces the window axes (one kernel);
 * max/min pooling's derivative pair first finds each window's chosen tap
   (two passes: the extreme value, then its first position) and then
-  gathers from, or scatter-adds into, that tap;
-* a convolution materializes the window view once as an im2col matrix
-  (grouped) and multiplies it with the kernel through ``gemm``.
+  gathers from, or scatter-adds into, that tap.
+
+Convolution has its own module, ``lower_conv.py``.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import numpy as np
 from fgrad.lowering.kernel_ir import (
     Alu, Cast, Const, Idx, IndexValue, ScalarOp, Store, Value, all_of, alu, as_idx, eq,
     from_value, ge, lt)
-from fgrad.lowering.lower_rules import _wide, _dot_loops
+from fgrad.lowering.lower_rules import _wide
 from fgrad.lowering.schedule import (
-    Lazy, Scheduler, buffer_value, const_value, elementwise, flat_index, loop_nest)
+    Lazy, Scheduler, buffer_value, const_value, flat_index, loop_nest)
 from fgrad.lowering.semantics import identity
 from fgrad.lowering.views import row_major_strides
 
@@ -157,93 +157,12 @@ def _select_and_scatter_add(s: Scheduler, source: Lazy, x: Lazy, *, select_prim:
     return buffer_value(out)
 
 
-# --- convolution: grouped im2col + gemm ---------------------------------------------------------
-
-def _conv(s: Scheduler, lhs: Lazy, rhs: Lazy, *, window_strides: tuple[int, ...],
-          padding: Any, lhs_dilation: tuple[int, ...], rhs_dilation: tuple[int, ...],
-          dimension_numbers: Any, feature_group_count: int, batch_group_count: int,
-          precision: Any, preferred_element_type: Any) -> Lazy:
-    lhs_spec, rhs_spec, out_spec = dimension_numbers
-    out_dtype = np.dtype(preferred_element_type or lhs.dtype)
-    gemm_ok = out_dtype in (np.dtype(np.float32), np.dtype(np.float64)) or (
-        out_dtype.kind == "f" and out_dtype.itemsize == 2)
-    work = _wide(out_dtype) if gemm_ok else out_dtype
-    n_sp = len(window_strides)
-    batch, chans = lhs.shape[lhs_spec[0]], lhs.shape[lhs_spec[1]]
-    n_out, c_in = rhs.shape[rhs_spec[0]], rhs.shape[rhs_spec[1]]
-    win = tuple(rhs.shape[d] for d in rhs_spec[2:])
-    sp_in = tuple(lhs.shape[d] for d in lhs_spec[2:])
-    groups = batch_group_count if batch_group_count > 1 else feature_group_count
-    n_per = batch // batch_group_count        # batch per group (batch groups split N)
-    c_per = chans // feature_group_count      # channels per group (= c_in)
-    w = dict(window_dimensions=win, window_strides=window_strides, padding=padding,
-             base_dilation=lhs_dilation, window_dilation=rhs_dilation)
-    out_sp = _out_shape(sp_in, w)
-    m, k, o_per = n_per * math.prod(out_sp), c_per * math.prod(win), n_out // groups
-
-    def patch(idxs: Sequence[Idx], valid: Idx | None) -> Value:
-        # idxs = (g, row, col): row = (n', *out_sp) and col = (c', *win), both row-major
-        g, row, col = idxs
-        n_i, *o = _unflat(row, (n_per, *out_sp))
-        c_i, *taps = _unflat(col, (c_per, *win))
-        src_sp, cond = _source(o, taps, sp_in, w)
-        full: list[Idx] = [as_idx(0)] * lhs.ndim
-        full[lhs_spec[0]] = g * n_per + n_i if batch_group_count > 1 else n_i
-        full[lhs_spec[1]] = c_i if batch_group_count > 1 else g * c_per + c_i
-        for d, p in zip(lhs_spec[2:], src_sp):
-            full[d] = p
-        v = lhs.read(full, all_of([c for c in (valid, cond) if c]))
-        v = v if v.dtype == work else Cast(v, work)
-        zero = Const(np.zeros((), work)[()], work)
-        return v if cond is None else Alu(O.WHERE, (_flag(cond), v, zero), work)
-
-    def kernel(idxs: Sequence[Idx], valid: Idx | None) -> Value:
-        g, o_i, col = idxs  # (g, o', (c', *win))
-        c_i, *taps = _unflat(col, (c_in, *win))
-        full: list[Idx] = [as_idx(0)] * rhs.ndim
-        full[rhs_spec[0]] = g * o_per + o_i
-        full[rhs_spec[1]] = c_i
-        for d, t in zip(rhs_spec[2:], taps):
-            full[d] = t
-        v = rhs.read(full, valid)
-        return v if v.dtype == work else Cast(v, work)
-
-    patches = Lazy((groups, m, k), work, patch, cost=lhs.cost + 2)
-    weights = Lazy((groups, o_per, k), work, kernel, cost=rhs.cost + 1)
-    if gemm_ok:
-        a = s.materialize(patches, name="im2col").buffer
-        b = s.materialize(weights, name="conv_kernel").buffer
-        res = s.new_buffer((groups, m, o_per), work)
-        result = s.library_call("gemm", (a.name, b.name), res, batch=groups, m=m, n=o_per, k=k,
-                                trans_a=False, trans_b=True)
-    else:  # integer convolutions: multiply and sum in a loop nest
-        result = _dot_loops(s, patches, weights, (2,), (2,), (0,), (0,), [1], [1],
-                            (groups, m, o_per), work)
-    out_shape = [0] * (2 + n_sp)
-    out_shape[out_spec[0]], out_shape[out_spec[1]] = n_per, n_out
-    for d, n in zip(out_spec[2:], out_sp):
-        out_shape[d] = n
-
-    def read_out(idxs: Sequence[Idx], valid: Idx | None) -> Value:
-        n_i, f = idxs[out_spec[0]], idxs[out_spec[1]]
-        row = flat_index([n_i, *[idxs[d] for d in out_spec[2:]]], (n_per, *out_sp))
-        v = result.read([f // o_per, row, f % o_per], valid)
-        return v if v.dtype == out_dtype else Cast(v, out_dtype)
-
-    return Lazy(out_shape, out_dtype, read_out, cost=1)
-
-
-def _unflat(flat: Idx, shape: Sequence[int]) -> list[Idx]:
-    return [(flat // st) % n if st else as_idx(0) for n, st in zip(shape, row_major_strides(shape))]
-
-
 RULES: dict[str, Callable[..., Any]] = {
     "reduce_window_sum": _reduce_window(O.ADD),
     "reduce_window_max": _reduce_window(O.MAX),
     "reduce_window_min": _reduce_window(O.MIN),
     "select_and_gather_add": _select_and_gather_add,
     "select_and_scatter_add": _select_and_scatter_add,
-    "conv_general_dilated": _conv,
 }
 
 __all__ = ["RULES", "window_view"]

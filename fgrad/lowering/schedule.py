@@ -20,9 +20,13 @@ or stored while walking; instead
   where the layout allows.
 
 A lazy value is *materialized* (one kernel writes it to a new buffer) when
-a library call needs it in memory, when it is an output, or when several
-equations use it (recomputing an expression in every consumer would repeat
-its work). Each primitive's ``lower`` slot holds its rule:
+a library call needs it in memory or when it is an output. A value several
+equations use is materialized at once if it is expensive (its ``cost``, the
+operations a read recomputes, exceeds ``RECOMPUTE_LIMIT``); a cheap one is
+*shared*: each consumer recomputes it (``y * y`` with ``y`` an elementwise
+chain stays one pass, and a reduction absorbs it), until some consumer needs
+it in memory; from then on every later reader loads that buffer. Each
+primitive's ``lower`` slot holds its rule:
 ``rule(scheduler, *operands: Lazy, **params) -> Lazy | list[Lazy]``.
 """
 
@@ -40,6 +44,8 @@ from fgrad.core.jaxpr import ClosedJaxpr, Literal, Var
 from fgrad.lowering.kernel_ir import (
     AccRef, Accumulate, Alu, Cast, Const, DefineAcc, Idx, IndexValue, Kernel, Load, Loop, Param,
     ScalarOp, Stmt, Store, Value, all_of, as_idx, var)
+from fgrad.lowering.semantics import identity
+from fgrad.lowering.simplify import BLOCK, block_sums, collapse_loops
 from fgrad.lowering.views import ShapeTracker, row_major_strides
 
 Reader = Callable[[Sequence[Idx], "Idx | None"], Value]
@@ -165,13 +171,16 @@ class Lazy:
     recomputes (0 for a plain view of a buffer).
     """
 
-    __slots__ = ("shape", "dtype", "read", "buffer", "tracker", "cost")
+    __slots__ = ("shape", "dtype", "read", "buffer", "tracker", "cost", "stored")
 
     def __init__(self, shape: Sequence[int], dtype: Any, read: Reader, cost: int = 1,
                  buffer: Buffer | None = None, tracker: ShapeTracker | None = None) -> None:
         self.shape, self.dtype = tuple(shape), np.dtype(dtype)
         self.read, self.cost = read, cost
         self.buffer, self.tracker = buffer, tracker
+        # a shared value (``Scheduler.share``): where it has been written to memory, as
+        # (the step list that wrote it, its buffer value)
+        self.stored: list[tuple[list[Any], Lazy]] | None = None
 
     @property
     def ndim(self) -> int:
@@ -193,12 +202,14 @@ def const_value(value: Any, shape: Sequence[int], dtype: Any) -> Lazy:
     return Lazy(shape, dtype, lambda idxs, valid: c, cost=0)
 
 
-def elementwise(fn: Callable[..., Value], *xs: Lazy, dtype: Any = None) -> Lazy:
-    """The lazy value whose element is ``fn`` of the operands' elements (equal shapes)."""
+def elementwise(fn: Callable[..., Value], *xs: Lazy, dtype: Any = None, weight: int = 1
+                ) -> Lazy:
+    """The lazy value whose element is ``fn`` of the operands' elements (equal shapes);
+    ``weight``: what ``fn`` costs, in simple arithmetic operations."""
     def read(idxs: Sequence[Idx], valid: Idx | None) -> Value:
         return fn(*[x.read(idxs, valid) for x in xs])
     out_dtype = dtype if dtype is not None else xs[0].dtype
-    return Lazy(xs[0].shape, out_dtype, read, cost=1 + sum(x.cost for x in xs))
+    return Lazy(xs[0].shape, out_dtype, read, cost=weight + sum(x.cost for x in xs))
 
 
 def reindex(x: Lazy, shape: Sequence[int],
@@ -242,6 +253,8 @@ class Scheduler:
         self.buffers: dict[str, Buffer] = {}
         self.consts: dict[str, np.ndarray] = {}
         self.steps: list[Step] = []
+        self._scopes: list[list[Step]] = [self.steps]  # the step lists being filled now
+        self.immutable: set[str] = set()  # buffers nothing writes: inputs and constants
         self._count = Counter[str]()
 
     def run_jaxpr(self, closed: ClosedJaxpr, args: Sequence[Lazy]) -> list[Lazy]:
@@ -273,7 +286,8 @@ class Scheduler:
             outs = outs if eqn.primitive.multiple_results else [outs]
             for v, out in zip(eqn.outvars, outs):
                 if uses[v] > 1 and out.buffer is None and out.cost > 0:
-                    out = self.materialize(out, name=eqn.primitive.name)
+                    out = self.materialize(out, name=eqn.primitive.name) \
+                        if out.cost > RECOMPUTE_LIMIT else self.share(out)
                 env[v] = out
         return [read(a) for a in jaxpr.outvars]
 
@@ -284,6 +298,7 @@ class Scheduler:
             return const_value(value.reshape(()), value.shape, value.dtype)
         buf = self.new_buffer(value.shape, value.dtype, prefix="c")
         self.consts[buf.name] = value.reshape(-1)
+        self.immutable.add(buf.name)
         return buffer_value(buf)
 
     def new_buffer(self, shape: Sequence[int], dtype: Any, prefix: str = "t") -> Buffer:
@@ -297,13 +312,52 @@ class Scheduler:
         """Steps emitted inside the ``with`` block go to the yielded list (a branch or a
         loop body), not to the program's top level."""
         outer, self.steps = self.steps, []
+        self._scopes.append(self.steps)
         try:
             yield self.steps
         finally:
+            self._scopes.pop()
             self.steps = outer
 
+    @property
+    def in_loop(self) -> bool:
+        """Whether steps emitted now run inside a loop or branch of the program."""
+        return len(self._scopes) > 1
+
+    @contextlib.contextmanager
+    def at_top_level(self) -> Iterator[None]:
+        """Steps emitted inside the ``with`` block run once, before any loop (for work on
+        ``immutable`` buffers that a loop body would otherwise repeat)."""
+        saved = self.steps, self._scopes
+        self.steps, self._scopes = self._scopes[0], [self._scopes[0]]
+        try:
+            yield
+        finally:
+            self.steps, self._scopes = saved
+
+    def share(self, x: Lazy) -> Lazy:
+        """``x`` for several consumers: recomputed by each until one materializes it."""
+        def read(idxs: Sequence[Idx], valid: Idx | None) -> Value:
+            return (self._stored(shared) or x).read(idxs, valid)
+        shared = Lazy(x.shape, x.dtype, read, cost=x.cost)
+        shared.stored = []
+        return shared
+
+    def remember(self, x: Lazy, stored: Lazy) -> None:
+        """Later readers of the shared ``x`` in this scope read ``stored`` (its value in memory)."""
+        if x.stored is not None and self._stored(x) is None:
+            x.stored.append((self.steps, stored))
+
+    def _stored(self, x: Lazy) -> Lazy | None:
+        """The buffer a shared ``x`` was written to, if the steps running now can see it
+        (written at this level or an enclosing one, not inside a finished branch or loop)."""
+        for scope, value in x.stored or ():
+            if any(scope is active for active in self._scopes):
+                return value
+        return None
+
     def emit(self, name: str, body: Sequence[Stmt]) -> None:
-        self.steps.append(Kernel(name, self._params(body), tuple(body)))
+        self.steps.append(Kernel(name, self._params(body), block_sums(collapse_loops(tuple(body)))))
 
     def _params(self, body: Sequence[Stmt]) -> tuple[Param, ...]:
         reads, writes = _buffers_used(body)
@@ -316,81 +370,99 @@ class Scheduler:
         if out is None and x.buffer is not None and x.tracker is not None and \
                 len(x.tracker.views) == 1 and x.tracker.views[0].is_contiguous():
             return x
+        stored = self._stored(x) if out is None else None
+        if stored is not None:
+            return stored
         buf = out or self.new_buffer(x.shape, x.dtype)
         self.emit(name, loop_nest(x.shape, lambda idxs: [
             Store(buf.name, flat_index(idxs, x.shape), x.read(idxs, None))]))
-        return buffer_value(buf)
+        value = buffer_value(buf)
+        if out is None:
+            self.remember(x, value)
+        return value
 
     def reduce(self, x: Lazy, op: ScalarOp, axes: Sequence[int], out_dtype: Any,
-               acc_dtype: Any = None, name: str = "reduce",
-               finish: Callable[[Value], Value] | None = None) -> Lazy:
-        """One kernel: ``op``-reduce ``x`` over ``axes`` (kept axes outer, parallel)."""
+               acc_dtype: Any = None, name: str = "reduce") -> Lazy:
+        """``op``-reduce ``x`` over ``axes``.
+
+        Usually one kernel: the kept axes are the outer, parallel loops and each
+        output element has its own accumulator, filled by inner loops over the
+        reduced axes (``simplify.block_sums`` splits a long float sum into blocks).
+        When the innermost axis is kept (summing the rows of a matrix: a bias
+        gradient), those inner loops would stride through memory; a short column
+        reduction instead runs the loops in the input's own order and adds each
+        row into the output (``_reduce_columns``). A long one keeps the first form,
+        whose blocked sums stay accurate.
+        """
         axes = tuple(sorted(axes))
         kept = [d for d in range(x.ndim) if d not in axes]
         out_shape = tuple(x.shape[d] for d in kept)
         acc_dtype = np.dtype(acc_dtype or out_dtype)
+        red_shape = [x.shape[d] for d in axes]
+        if kept and kept[-1] == x.ndim - 1 and axes and math.prod(red_shape) < 2 * BLOCK:
+            return self._reduce_columns(x, op, axes, out_dtype, acc_dtype, name)
         buf = self.new_buffer(out_shape, out_dtype)
 
-        red_shape = [x.shape[d] for d in axes]
-        # Float sums, maxima and minima over a long innermost axis use LANES independent
-        # accumulators (element j goes to accumulator j % LANES), combined pairwise at the
-        # end: the loop then vectorizes without reassociating (fast-math) flags, and the
-        # rounding stays closer to numpy's pairwise sums than one running total.
-        split = (acc_dtype.kind == "f" and op in (ScalarOp.ADD, ScalarOp.MAX, ScalarOp.MIN)
-                 and bool(red_shape) and red_shape[-1] >= 4 * LANES)
-        names = [f"acc{k}" for k in range(LANES)] if split else ["acc"]
+        def element(full: Sequence[Idx]) -> Value:
+            value = x.read(full, None)
+            return value if value.dtype == acc_dtype else Cast(value, acc_dtype)
 
         def outer(kept_idxs: Sequence[Idx]) -> list[Stmt]:
-            def element(red_idxs: Sequence[Idx]) -> Value:
-                full: list[Idx] = [as_idx(0)] * x.ndim
-                for d, i in zip(kept, kept_idxs):
-                    full[d] = i
-                for d, i in zip(axes, red_idxs):
-                    full[d] = i
-                value = x.read(full, None)
-                return value if value.dtype == acc_dtype else Cast(value, acc_dtype)
-
             def inner(red_idxs: Sequence[Idx]) -> list[Stmt]:
-                if not split:
-                    return [Accumulate("acc", element(red_idxs))]
-                n = red_shape[-1]
-                main = n // LANES
-                v, t = var(f"r{len(axes) - 1}v"), var(f"r{len(axes) - 1}t")
-                lanes = tuple(Accumulate(names[k], element([*red_idxs, v * LANES + k]))
-                              for k in range(LANES))
-                tail = (Accumulate(names[0], element([*red_idxs, t + main * LANES])),)
-                loops: list[Stmt] = [Loop(v.args[0], main, lanes)]
-                if n - main * LANES:
-                    loops.append(Loop(t.args[0], n - main * LANES, tail))
-                return loops
+                return [Accumulate("acc", element(_merge(kept, kept_idxs, axes, red_idxs)))]
 
-            result: Value = _combine([AccRef(nm, acc_dtype) for nm in names], op, acc_dtype)
-            if finish is not None:
-                result = finish(result)
-            if result.dtype != buf.dtype:
-                result = Cast(result, buf.dtype)
-            outer_red = red_shape[:-1] if split else red_shape
-            return [*(DefineAcc(nm, op, acc_dtype) for nm in names),
-                    *loop_nest(outer_red, inner, prefix="r", parallel=False),
-                    Store(buf.name, flat_index(kept_idxs, out_shape), result)]
+            result: Value = AccRef("acc", acc_dtype)
+            return [DefineAcc("acc", op, acc_dtype),
+                    *loop_nest(red_shape, inner, prefix="r", parallel=False),
+                    Store(buf.name, flat_index(kept_idxs, out_shape),
+                          result if acc_dtype == buf.dtype else Cast(result, buf.dtype))]
 
         self.emit(name, loop_nest(out_shape, outer))
         return buffer_value(buf)
+
+    def _reduce_columns(self, x: Lazy, op: ScalarOp, axes: tuple[int, ...], out_dtype: Any,
+                        acc_dtype: np.dtype, name: str) -> Lazy:
+        """``out = identity``, then ``out[kept] op= x[i]`` for every ``i`` in row-major order:
+        consecutive reads and writes, and the innermost loop vectorizes."""
+        kept = [d for d in range(x.ndim) if d not in axes]
+        out_shape = tuple(x.shape[d] for d in kept)
+        acc = self.new_buffer(out_shape, acc_dtype)
+        self.materialize(const_value(identity(op, acc_dtype), out_shape, acc_dtype),
+                         name=f"{name}_init", out=acc)
+
+        def body(idxs: list[Idx]) -> list[Stmt]:
+            value = x.read(idxs, None)
+            value = value if value.dtype == acc_dtype else Cast(value, acc_dtype)
+            return [Store(acc.name, flat_index([idxs[d] for d in kept], out_shape), value,
+                          op=op)]
+
+        self.emit(name, loop_nest(x.shape, body, parallel=False))
+        result = buffer_value(acc)
+        if acc_dtype == np.dtype(out_dtype):
+            return result
+        return self.materialize(Lazy(out_shape, out_dtype, lambda idxs, valid: Cast(
+            result.read(idxs, valid), np.dtype(out_dtype))), name=f"{name}_cast")
 
     def library_call(self, name: str, args: Sequence[str], out: Buffer, **params: Any) -> Lazy:
         self.steps.append(LibraryCall(name, (*args, out.name), tuple(params.items())))
         return buffer_value(out)
 
 
-LANES = 8  # independent accumulators of a split reduction
+# A value used by several equations is recomputed by each while a read costs at most this
+# many simple operations (a transcendental counts ~4); a write and a read of memory cost
+# about as much as that, and fusing keeps reductions to one pass.
+RECOMPUTE_LIMIT = 12
 
 
-def _combine(values: list[Value], op: ScalarOp, dtype: np.dtype) -> Value:
-    """Pairwise ``op`` of ``values`` (a balanced tree, like numpy's pairwise sum)."""
-    while len(values) > 1:
-        values = [Alu(op, (a, b), dtype) for a, b in zip(values[::2], values[1::2])] + (
-            [values[-1]] if len(values) % 2 else [])
-    return values[0]
+def _merge(kept: Sequence[int], kept_idxs: Sequence[Idx], axes: Sequence[int],
+           red_idxs: Sequence[Idx]) -> list[Idx]:
+    """Full coordinates from the kept axes' indices and the reduced axes' ones."""
+    full: list[Idx] = [as_idx(0)] * (len(kept) + len(axes))
+    for d, i in zip(kept, kept_idxs):
+        full[d] = i
+    for d, i in zip(axes, red_idxs):
+        full[d] = i
+    return full
 
 
 def loop_nest(shape: Sequence[int], body: Callable[[list[Idx]], list[Stmt]],
@@ -465,6 +537,7 @@ def schedule(closed: ClosedJaxpr) -> Program:
     sched = Scheduler()
     inputs = [sched.new_buffer(v.aval.shape, v.aval.dtype, prefix="in")
               for v in closed.jaxpr.invars]
+    sched.immutable.update(b.name for b in inputs)
     results = sched.run_jaxpr(closed, [buffer_value(b) for b in inputs])
     outputs: list[str] = []
     for value in results:
@@ -482,6 +555,6 @@ def schedule(closed: ClosedJaxpr) -> Program:
     return Program(sched.buffers, [b.name for b in inputs], sched.consts, outputs, sched.steps)
 
 
-__all__ = ["Buffer", "LibraryCall", "Branch", "Repeat", "WhileLoop", "Step", "Program", "Lazy", "Scheduler", "LoweringError",
-           "buffer_value", "const_value", "elementwise", "reindex", "loop_nest", "flat_index",
-           "schedule"]
+__all__ = ["Buffer", "LibraryCall", "Branch", "Repeat", "WhileLoop", "Step", "Program", "Lazy",
+           "Scheduler", "LoweringError", "RECOMPUTE_LIMIT", "buffer_value", "const_value",
+           "elementwise", "reindex", "loop_nest", "flat_index", "schedule"]

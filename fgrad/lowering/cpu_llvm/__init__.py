@@ -1,7 +1,8 @@
 """The CPU backend: kernel IR printed as LLVM IR (llvmlite), compiled for the host CPU.
 
-``render.py`` turns a ``Program`` into one LLVM module (a function per kernel
-plus one entry point that runs them all and calls BLAS for matrix products),
-``compile.py`` optimizes and JIT-compiles it, ``runtime.py`` checks buffers
-and calls the entry point once per ``jit`` call.
+``render.py`` turns one kernel into an LLVM function, ``program.py`` a whole
+``Program`` into LLVM modules (the kernels plus one entry point that runs
+them all and calls BLAS for matrix products), ``compile.py`` optimizes and
+JIT-compiles them, ``runtime.py`` checks buffers and calls the entry point
+once per ``jit`` call.
 """

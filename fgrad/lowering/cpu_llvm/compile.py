@@ -1,22 +1,23 @@
 """Compiling LLVM IR for the host CPU with llvmlite's MCJIT.
 
 One target machine for the host (its CPU name and features, so AVX2/AVX-512
-are used where present), the new pass manager at speed level 3 with loop
-and SLP vectorization, and one MCJIT engine that every compiled module is
-added to. BLAS comes from scipy: ``scipy.linalg.cython_blas`` exports
-``sgemm``/``dgemm`` as PyCapsules whose pointers we register as the symbols
-``fgrad_sgemm``/``fgrad_dgemm`` that rendered modules call.
+are used where present), the new pass manager (speed level 3 with loop and
+SLP vectorization for the program's main module, a light pipeline for its
+cheap kernels: see ``program.py``), and one MCJIT engine that every compiled
+module is added to; the BLAS symbols the modules call come from ``blas.py``.
 """
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import threading
+import time
 from typing import Any
 
 import llvmlite.binding as llvm
-from llvmlite import ir
+
+from fgrad.lowering.cpu_llvm import blas
+from fgrad.lowering.cpu_llvm.program import Modules
 
 _lock = threading.Lock()
 
@@ -31,56 +32,72 @@ def _engine() -> tuple[Any, Any]:
                                       features=llvm.get_host_cpu_features().flatten(),
                                       opt=3, codemodel="jitdefault", jit=True)
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
-    for name in ("sgemm", "dgemm"):
-        llvm.add_symbol(f"fgrad_{name}", _blas_address(name))
+    blas.register()
     return tm, engine
 
 
-def _blas_address(name: str) -> int:
-    from scipy.linalg import cython_blas
-    capsule = cython_blas.__pyx_capi__[name]
-    get_name = ctypes.pythonapi.PyCapsule_GetName
-    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
-    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-    get_pointer.restype = ctypes.c_void_p
-    get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-    return int(get_pointer(capsule, get_name(capsule)))
+# Pipeline settings per module (see program.py): the heavy kernels get everything; the
+# cheap ones a light pipeline without vectorization (it would only add compile time).
+LEVELS = {"main": dict(speed_level=3, vectorize=True),
+          "cheap": dict(speed_level=1, vectorize=False)}
 
 
-def optimize(module: Any, tm: Any) -> None:
-    pto = llvm.create_pipeline_tuning_options(speed_level=3)
-    pto.loop_vectorization = True
-    pto.slp_vectorization = True
+def optimize(module: Any, tm: Any, speed_level: int = 3, vectorize: bool = True) -> None:
+    pto = llvm.create_pipeline_tuning_options(speed_level=speed_level)
+    # unrolling goes with vectorizing: in scalar code it only multiplies the instructions
+    pto.loop_vectorization = pto.slp_vectorization = pto.loop_unrolling = vectorize
     pb = llvm.create_pass_builder(tm, pto)
     pb.getModulePassManager().run(module, pb)
 
 
 class Compiled:
-    """A compiled module: its optimized IR and assembly (for debugging) and its entry."""
+    """The compiled program: its entry point's address, its LLVM IR as generated and (on
+    demand) optimized and as assembly, and the seconds each compile stage took
+    (``timings``: print, parse, optimize, codegen)."""
 
-    def __init__(self, llvm_ir: str, optimized_ir: str, module: Any, address: int) -> None:
-        self.llvm_ir, self.optimized_ir, self._module = llvm_ir, optimized_ir, module
-        self.address = address
+    def __init__(self, llvm_ir: str, modules: list[Any], address: int,
+                 timings: dict[str, float]) -> None:
+        self.llvm_ir, self._modules, self.address = llvm_ir, modules, address
+        self.timings = timings
+
+    @property
+    def optimized_ir(self) -> str:
+        return "\n".join(map(str, self._modules))
 
     def assembly(self) -> str:
         tm, _ = _engine()
-        return tm.emit_assembly(self._module)
+        return "\n".join(tm.emit_assembly(m) for m in self._modules)
 
 
-def compile_module(module: ir.Module, entry: str) -> Compiled:
-    """Verify, optimize and JIT ``module``; returns the address of ``entry``."""
+def compile_modules(modules: Modules) -> Compiled:
+    """Verify, optimize and JIT the program's modules; the address of its entry point."""
     tm, engine = _engine()
-    text = str(module)
+    clock = [time.perf_counter()]
+    timings: dict[str, float] = {}
+
+    def lap(stage: str) -> None:
+        now = time.perf_counter()
+        timings[stage] = timings.get(stage, 0.0) + now - clock[0]
+        clock[0] = now
+
+    texts = {"cheap": str(modules.cheap), "main": str(modules.main)}
+    lap("print")
+    parsed = []
     with _lock:  # MCJIT engines are not thread-safe
-        mod = llvm.parse_assembly(text)
-        mod.triple = tm.triple
-        mod.data_layout = str(tm.target_data)
-        mod.verify()
-        optimize(mod, tm)
-        engine.add_module(mod)
+        for kind, text in texts.items():  # cheap first: main declares its functions
+            mod = llvm.parse_assembly(text)
+            mod.triple = tm.triple
+            mod.data_layout = str(tm.target_data)
+            mod.verify()
+            lap("parse")
+            optimize(mod, tm, **LEVELS[kind])
+            lap("optimize")
+            engine.add_module(mod)
+            parsed.append(mod)
         engine.finalize_object()
-        address = engine.get_function_address(entry)
-    return Compiled(text, str(mod), mod, address)
+        address = engine.get_function_address(modules.entry)
+        lap("codegen")
+    return Compiled(str(modules), parsed, address, timings)
 
 
-__all__ = ["compile_module", "Compiled", "optimize"]
+__all__ = ["compile_modules", "Compiled", "optimize", "LEVELS"]

@@ -1,17 +1,20 @@
-"""Printing kernel IR as LLVM IR: a table of scalar ops and a walk over statements.
+"""Printing one kernel as an LLVM function: a table of scalar ops and a walk over statements.
 
-One module per ``Program``: each kernel becomes an internal function whose
-buffer parameters are ``noalias`` pointers (a kernel never reads a buffer
-it writes, so this is true and lets LLVM vectorize), and one entry point
-``fgrad_entry(ptr bufs)`` loads every buffer's address from the array
-``bufs`` and runs the steps in order: kernel calls and BLAS ``gemm`` calls.
+Each kernel becomes a function whose buffer parameters are ``noalias``
+pointers (a kernel never reads a buffer it writes, except a read-modify-write
+of the same element, so this is true and lets LLVM vectorize). The entry
+point that calls the kernels in order is ``program.py``'s.
 
-Numerics are chosen to match numpy: no fast-math flags (so no reassociation
-or FMA contraction); ``MAX``/``MIN`` use ``llvm.maximum``/``llvm.minimum``
-(NaN-propagating); float ``!=`` is unordered (NaN != NaN); integer division
-and remainder by zero give 0 instead of trapping; a masked load reads index
-0 instead of the masked index and selects the fill value, so it never
-touches memory outside its buffer.
+Numerics are chosen to match numpy: no fast-math flags (so no FMA
+contraction, and an expression is evaluated as written), except ``reassoc``
+on the accumulating addition (or multiplication) of a float reduction: LLVM
+then sums in several vector lanes at once and adds the lanes up at the end,
+as numpy's own pairwise summation does (the scheduler already splits long
+sums into blocks, see ``simplify.block_sums``). ``MAX``/``MIN`` use
+``llvm.maximum``/``llvm.minimum`` (NaN-propagating); float ``!=`` is
+unordered (NaN != NaN); integer division and remainder by zero give 0
+instead of trapping; a masked load reads index 0 instead of the masked index
+and selects the fill value, so it never touches memory outside its buffer.
 """
 
 from __future__ import annotations
@@ -21,17 +24,15 @@ from typing import Any, Callable
 import numpy as np
 from llvmlite import ir
 
-from fgrad.lowering.cpu_llvm.mathlib import exp_f32, tanh_f32
 from fgrad.lowering.cpu_llvm.irutil import (
     I1, I8, I64, PTR, entry_alloca, for_range, get_or_declare, llvm_type)
+from fgrad.lowering.cpu_llvm.mathlib import exp_f32, tanh_f32
 from fgrad.lowering.kernel_ir import (
     AccRef, Accumulate, Alu, Cast, Const, DefineAcc, Idx, IndexValue, Kernel, Load, Loop,
     ScalarOp, Stmt, Store, Value)
-from fgrad.lowering.schedule import Branch, LibraryCall, Program, Repeat, WhileLoop
 from fgrad.lowering.semantics import identity
 
 O = ScalarOp
-ENTRY = "fgrad_entry"
 
 # Float ops that are LLVM intrinsics (vectorizable) and those that are libm calls.
 _INTRINSIC = {O.ABS: "llvm.fabs", O.EXP: "llvm.exp", O.LOG: "llvm.log", O.SIN: "llvm.sin",
@@ -41,17 +42,22 @@ _INTRINSIC = {O.ABS: "llvm.fabs", O.EXP: "llvm.exp", O.LOG: "llvm.log", O.SIN: "
 _LIBM = {O.TANH: "tanh", O.LOG1P: "log1p", O.EXPM1: "expm1", O.ATAN2: "atan2", O.ERF: "erf",
          O.ERFC: "erfc", O.LGAMMA: "lgamma", O.NEXTAFTER: "nextafter"}
 _FCMP = {O.CMPLT: "<", O.CMPLE: "<=", O.CMPEQ: "=="}
+# The one fast-math flag: a float sum's (or product's) own accumulating operation may be
+# reassociated, so LLVM keeps several partial sums in vector lanes.
+_REASSOC: dict[ScalarOp, Callable[[ir.IRBuilder], Callable[..., ir.Value]]] = {
+    O.ADD: lambda b: b.fadd, O.MUL: lambda b: b.fmul}
 _ICMP = {O.CMPLT: "<", O.CMPLE: "<=", O.CMPEQ: "==", O.CMPNE: "!="}
 
 
 class KernelRenderer:
     """Renders one ``Kernel`` into an LLVM function of ``module``."""
 
-    def __init__(self, module: ir.Module, kernel: Kernel, name: str) -> None:
+    def __init__(self, module: ir.Module, kernel: Kernel, name: str,
+                 linkage: str = "internal") -> None:
         self.module, self.kernel = module, kernel
         fnty = ir.FunctionType(ir.VoidType(), [PTR] * len(kernel.params))
         self.fn = ir.Function(module, fnty, name=name)
-        self.fn.linkage = "internal"
+        self.fn.linkage = linkage
         self.ptrs: dict[str, ir.Value] = {}
         self.sizes: dict[str, int] = {}
         self.dtypes: dict[str, np.dtype] = {}
@@ -91,8 +97,11 @@ class KernelRenderer:
                 self.accs[s.name] = (slot, s.op, np.dtype(s.dtype))
             elif isinstance(s, Accumulate):
                 slot, op, dtype = self.accs[s.name]
-                acc = b.load(slot, typ=llvm_type(dtype))
-                b.store(self.alu(op, [acc, self.value(s.value)], dtype, dtype), slot)
+                acc, value = b.load(slot, typ=llvm_type(dtype)), self.value(s.value)
+                if dtype.kind == "f" and op in _REASSOC:  # see the module docstring
+                    b.store(_REASSOC[op](b)(acc, value, flags=("reassoc",)), slot)
+                else:
+                    b.store(self.alu(op, [acc, value], dtype, dtype), slot)
             else:
                 raise TypeError(f"cpu backend: unknown statement {s!r}")
 
@@ -341,119 +350,4 @@ class KernelRenderer:
         return b.trunc(b.lshr(out, ir.Constant(i32, 16)), ir.IntType(16))
 
 
-# --- the module ---------------------------------------------------------------------------------
-
-def render_program(program: Program, entry_name: str = ENTRY) -> ir.Module:
-    """The LLVM module for ``program``: one function per kernel and the entry point."""
-    module = ir.Module(name="fgrad")
-    names = list(program.buffers)
-    entry = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR]), name=entry_name)
-    b = ir.IRBuilder(entry.append_basic_block("entry"))
-    ptrs = {}
-    for i, name in enumerate(names):
-        slot = b.gep(entry.args[0], [ir.Constant(I64, i)], inbounds=True, source_etype=PTR)
-        ptrs[name] = b.load(slot, typ=PTR, name=name)
-    _render_steps(module, b, program.steps, ptrs, program, [0])
-    b.ret_void()
-    return module
-
-
-def _render_steps(module: ir.Module, b: ir.IRBuilder, steps: Any, ptrs: dict[str, ir.Value],
-                  program: Program, count: list[int]) -> None:
-    """The entry point's body: kernel calls, BLAS calls and native control flow."""
-    for step in steps:
-        if isinstance(step, Kernel):
-            count[0] += 1
-            fn = KernelRenderer(module, step, f"k{count[0]}_{step.name}").render()
-            b.call(fn, [ptrs[p.name] for p in step.params])
-        elif isinstance(step, LibraryCall) and step.name == "gemm":
-            _render_gemm(module, b, step, ptrs, program)
-        elif isinstance(step, LibraryCall) and step.name == "host_call":
-            _render_host_call(module, b, step, ptrs, program)
-        elif isinstance(step, Branch):  # cond / switch: a native switch on the index
-            index = b.load(ptrs[step.index], typ=ir.IntType(32))
-            end = b.append_basic_block("branch.end")
-            cases = [b.append_basic_block(f"branch.case{i}") for i in range(len(step.branches))]
-            switch = b.switch(index, cases[-1])
-            for i, (block, body) in enumerate(zip(cases, step.branches)):
-                switch.add_case(ir.Constant(ir.IntType(32), i), block)
-                b.position_at_end(block)
-                _render_steps(module, b, body, ptrs, program, count)
-                b.branch(end)
-            b.position_at_end(end)
-        elif isinstance(step, Repeat):  # scan: a native loop storing its step number
-            with for_range(b, step.length, "step") as i:
-                b.store(i, ptrs[step.counter])
-                _render_steps(module, b, step.body, ptrs, program, count)
-        elif isinstance(step, WhileLoop):
-            header = b.append_basic_block("while.cond")
-            body = b.append_basic_block("while.body")
-            end = b.append_basic_block("while.end")
-            b.branch(header)
-            b.position_at_end(header)
-            _render_steps(module, b, step.cond, ptrs, program, count)
-            flag = b.load(ptrs[step.pred], typ=I8)
-            b.cbranch(b.icmp_unsigned("!=", flag, ir.Constant(I8, 0)), body, end)
-            b.position_at_end(body)
-            _render_steps(module, b, step.body, ptrs, program, count)
-            b.branch(header)
-            b.position_at_end(end)
-        else:
-            raise NotImplementedError(f"cpu backend: no rendering for step {step!r}")
-
-
-def _render_host_call(module: ir.Module, b: ir.IRBuilder, call: LibraryCall,
-                      ptrs: dict[str, ir.Value], program: Program) -> None:
-    """A call back into Python (see ``host_calls.py``) with an array of buffer pointers."""
-    import llvmlite.binding as llvm
-
-    from fgrad.lowering.host_calls import make_callback
-    symbol, address = make_callback(call, program.buffers)
-    llvm.add_symbol(symbol, address)
-    fn = get_or_declare(module, symbol, ir.FunctionType(ir.VoidType(), [PTR]))
-    with b.goto_entry_block():
-        array = b.alloca(PTR, size=ir.Constant(I64, len(call.args)))
-    for i, name in enumerate(call.args):
-        slot = b.gep(array, [ir.Constant(I64, i)], inbounds=True, source_etype=PTR)
-        b.store(ptrs[name], slot)
-    b.call(fn, [array])
-
-
-def _render_gemm(module: ir.Module, b: ir.IRBuilder, call: LibraryCall,
-                 ptrs: dict[str, ir.Value], program: Program) -> None:
-    """Row-major ``C = op(A) @ op(B)`` per batch, as column-major BLAS ``C^T = op(B)^T op(A)^T``.
-
-    Fortran BLAS takes every argument by pointer: ``gemm(transa, transb, m, n, k,
-    alpha, a, lda, b, ldb, beta, c, ldc)``.
-    """
-    a_name, b_name, c_name = call.args
-    dtype = program.buffers[c_name].dtype
-    typ = llvm_type(dtype)
-    batch, m, n, k = (call.param(p) for p in ("batch", "m", "n", "k"))
-    ta, tb = call.param("trans_a"), call.param("trans_b")
-    fn = get_or_declare(module, "fgrad_sgemm" if dtype == np.float32 else "fgrad_dgemm",
-                        ir.FunctionType(ir.VoidType(), [PTR] * 13))
-
-    def by_ref(value: ir.Value, typ_: ir.Type) -> ir.Value:
-        slot = entry_alloca(b, typ_)
-        b.store(value, slot)
-        return slot
-
-    i32 = ir.IntType(32)
-    chars = [by_ref(ir.Constant(I8, ord("T" if t else "N")), I8) for t in (tb, ta)]
-    dims = [by_ref(ir.Constant(i32, d), i32) for d in (n, m, k)]
-    lds = [by_ref(ir.Constant(i32, max(1, d)), i32)
-           for d in (k if tb else n, m if ta else k, n)]
-    alpha, beta = by_ref(ir.Constant(typ, 1.0), typ), by_ref(ir.Constant(typ, 0.0), typ)
-    if m == 0 or n == 0:
-        return
-    with for_range(b, batch, "batch") as i:
-        def at(name: str, stride: int) -> ir.Value:
-            offset = b.mul(i, ir.Constant(I64, stride))
-            return b.gep(ptrs[name], [offset], inbounds=True, source_etype=typ)
-        b.call(fn, [chars[0], chars[1], dims[0], dims[1], dims[2], alpha,
-                    at(b_name, k * n), lds[0], at(a_name, m * k), lds[1], beta,
-                    at(c_name, m * n), lds[2]])
-
-
-__all__ = ["render_program", "KernelRenderer", "ENTRY"]
+__all__ = ["KernelRenderer"]

@@ -16,68 +16,97 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from fgrad.lowering.cpu_llvm.compile import Compiled, compile_module
-from fgrad.lowering.cpu_llvm.render import render_program
+from fgrad.lowering.cpu_llvm.compile import Compiled, compile_modules
+from fgrad.lowering.cpu_llvm.program import render_program
 from fgrad.lowering.host_calls import raise_pending
-from fgrad.lowering.schedule import Program
+from fgrad.lowering.schedule import Branch, LibraryCall, Program, Repeat, WhileLoop
 
 _ids = itertools.count()
 _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+def address(x: np.ndarray) -> int:
+    """The address of ``x``'s first element.
+
+    ``x.ctypes.data`` builds a ctypes helper object and costs about a microsecond;
+    viewing the buffer as a ``c_char`` costs a quarter of that, but needs a writable,
+    non-empty buffer.
+    """
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(x))
+    except (TypeError, ValueError):
+        return int(x.ctypes.data)
 
 
 class CpuExecutable:
     def __init__(self, program: Program) -> None:
         self.program = program
         name = f"fgrad_entry_{next(_ids)}"
-        self.module = render_program(program, name)
-        self.compiled: Compiled = compile_module(self.module, name)
+        self.modules = render_program(program, name)
+        self.compiled: Compiled = compile_modules(self.modules)
         self._entry = _ENTRY_TYPE(self.compiled.address)
         names = list(program.buffers)
-        self._slot = {n: i for i, n in enumerate(names)}
-        self._inputs = [(self._slot[n], program.buffers[n]) for n in program.inputs]
-        self._consts = [(self._slot[n], np.ascontiguousarray(c).reshape(-1))
-                        for n, c in program.consts.items()]
+        slot = {n: i for i, n in enumerate(names)}
+        self._inputs = [(slot[n], program.buffers[n]) for n in program.inputs]
+        # The table of buffer addresses the entry point reads: the constants' are fixed.
+        self._consts = [np.ascontiguousarray(c).reshape(-1) for c in program.consts.values()]
+        self._table = np.zeros(len(names), np.uint64)
+        for n, c in zip(program.consts, self._consts):
+            self._table[slot[n]] = address(c) if c.size else 0
         taken = set(program.inputs) | set(program.consts) | set(program.outputs)
         # Temporaries live in one arena per call, each at a 64-byte aligned offset.
-        self._temps, offset = [], 0
+        temps, offset = [], 0
         for n, b in program.buffers.items():
             if n not in taken:
-                self._temps.append((self._slot[n], offset))
+                temps.append((slot[n], offset))
                 offset += -(-max(b.size * b.dtype.itemsize, 1) // 64) * 64
-        self._arena_bytes = offset + 64
-        self._outputs = [(self._slot[n], program.buffers[n]) for n in program.outputs]
-        self._nbuf = len(names)
-        self._temp_slots = np.array([slot for slot, _ in self._temps], np.int64)
-        self._temp_offsets = np.array([off for _, off in self._temps], np.uint64)
+        self._arena_bytes = offset + 64 if temps else 0
+        self._temp_slots = np.array([i for i, _ in temps], np.int64)
+        self._temp_offsets = np.array([off for _, off in temps], np.uint64)
+        self._outputs = [(slot[n], program.buffers[n]) for n in program.outputs]
+        self._host_calls = _has_host_calls(program.steps)
 
     def __call__(self, args: Sequence[Any]) -> list[np.ndarray]:
         if len(args) != len(self._inputs):
             raise TypeError(f"compiled program takes {len(self._inputs)} arguments, got "
                             f"{len(args)}")
-        pointers = np.empty(self._nbuf, np.uint64)
-        keep = []
+        table = self._table.copy()
+        keep = []  # arrays the native code reads: alive until it returns
         for (slot, buf), x in zip(self._inputs, args):
-            x = np.asarray(x)
+            if type(x) is not np.ndarray:
+                x = np.asarray(x)
             if x.shape != buf.shape or x.dtype != buf.dtype:
                 raise TypeError(f"compiled program: argument {buf.name} must be "
                                 f"{buf.dtype}{list(buf.shape)}, got {x.dtype}{list(x.shape)}")
             if not x.flags.c_contiguous:
                 x = np.ascontiguousarray(x)
             keep.append(x)
-            pointers[slot] = x.ctypes.data
-        for slot, c in self._consts:
-            pointers[slot] = c.ctypes.data
-        arena = np.empty(self._arena_bytes, np.uint8)
-        base = (arena.ctypes.data + 63) // 64 * 64
-        pointers[self._temp_slots] = self._temp_offsets + np.uint64(base)
+            table[slot] = address(x) if x.size else 0
+        if self._arena_bytes:
+            arena = np.empty(self._arena_bytes, np.uint8)
+            table[self._temp_slots] = self._temp_offsets + np.uint64(
+                -(-address(arena) // 64) * 64)
         outs = []
         for slot, buf in self._outputs:
-            out = np.empty(buf.shape, buf.dtype) if buf.size else np.empty(1, buf.dtype)
-            pointers[slot] = out.ctypes.data
-            outs.append(out if buf.size else out[:0].reshape(buf.shape))
-        self._entry(pointers.ctypes.data)
-        raise_pending()  # an exception inside a host call surfaces here
+            out = np.empty(buf.shape, buf.dtype)
+            table[slot] = address(out) if out.size else 0
+            outs.append(out)
+        self._entry(address(table))
+        if self._host_calls:
+            raise_pending()  # an exception inside a host call surfaces here
         return outs
 
 
-__all__ = ["CpuExecutable"]
+def _has_host_calls(steps: Sequence[Any]) -> bool:
+    for step in steps:
+        if isinstance(step, LibraryCall) and step.name == "host_call":
+            return True
+        nested = [step.body] if isinstance(step, Repeat) else \
+            [step.cond, step.body] if isinstance(step, WhileLoop) else \
+            list(step.branches) if isinstance(step, Branch) else []
+        if any(_has_host_calls(body) for body in nested):
+            return True
+    return False
+
+
+__all__ = ["CpuExecutable", "address"]

@@ -1,0 +1,200 @@
+"""A whole ``Program`` as LLVM IR: the kernels, and one entry point that runs the steps.
+
+The entry point ``fgrad_entry_N(ptr bufs)`` loads every buffer's address
+from the array ``bufs`` (the runtime fills it, in ``program.buffers`` order)
+and runs the steps in order: kernel calls, BLAS ``gemm`` calls (on one thread
+when small, see ``blas.py``), host calls, and native branches and loops for
+``cond``, ``while`` and ``scan``.
+
+Kernels go to one of two modules (``Modules``), compiled with different
+effort (``compile.py``):
+
+* ``main``: the entry point and every kernel that does real work, optimized
+  at LLVM's speed level 3 (vectorized, unrolled);
+* ``cheap``: kernels that touch at most ``CHEAP_WORK`` elements per run of
+  the program (a loss's last few reductions, a bias update, a scalar
+  output). The full pipeline would spend milliseconds vectorizing each of
+  them to save nanoseconds per call; a light pipeline (speed level 1, no
+  vectorization) compiles them in a fraction of the time into scalar code
+  that is fast enough. A kernel inside a ``scan`` counts its work once per
+  step, and one inside a ``while`` loop (trip count unknown) is never cheap.
+
+A cheap kernel is an external function of its own module that ``main``
+declares; the JIT links the two when it loads them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+from llvmlite import ir
+
+from fgrad.lowering.cpu_llvm import blas
+from fgrad.lowering.cpu_llvm.irutil import (
+    I8, I64, PTR, entry_alloca, for_range, get_or_declare, llvm_type)
+from fgrad.lowering.cpu_llvm.render import KernelRenderer
+from fgrad.lowering.kernel_ir import Kernel, Loop, Stmt
+from fgrad.lowering.schedule import Branch, LibraryCall, Program, Repeat, WhileLoop
+
+CHEAP_WORK = 2048  # element-steps per program run below which a kernel is compiled lightly
+
+
+@dataclasses.dataclass
+class Modules:
+    """The rendered program: ``main`` (entry point, heavy kernels) and ``cheap`` kernels."""
+
+    main: ir.Module
+    cheap: ir.Module
+    entry: str
+
+    def __str__(self) -> str:
+        return f"{self.main}\n; --- cheap kernels (light optimization) ---\n{self.cheap}"
+
+
+def work(stmts: tuple[Stmt, ...], repeat: int = 1) -> int:
+    """How many statement executions ``stmts`` cost, run ``repeat`` times."""
+    return sum(work(s.body, repeat * s.extent) if isinstance(s, Loop) else repeat
+               for s in stmts)
+
+
+def render_program(program: Program, entry_name: str) -> Modules:
+    """The LLVM modules for ``program``, with the entry point ``entry_name``."""
+    modules = Modules(ir.Module(name="fgrad"), ir.Module(name="fgrad_cheap"), entry_name)
+    entry = ir.Function(modules.main, ir.FunctionType(ir.VoidType(), [PTR]), name=entry_name)
+    b = ir.IRBuilder(entry.append_basic_block("entry"))
+    ptrs = {}
+    for i, name in enumerate(program.buffers):
+        slot = b.gep(entry.args[0], [ir.Constant(I64, i)], inbounds=True, source_etype=PTR)
+        ptrs[name] = b.load(slot, typ=PTR, name=name)
+    _StepRenderer(modules, b, ptrs, program).steps(program.steps, repeat=1)
+    b.ret_void()
+    return modules
+
+
+class _StepRenderer:
+    """The entry point's body: kernel calls, library calls and native control flow."""
+
+    def __init__(self, modules: Modules, b: ir.IRBuilder, ptrs: dict[str, ir.Value],
+                 program: Program) -> None:
+        self.modules, self.b, self.ptrs, self.program = modules, b, ptrs, program
+        self.count = 0
+
+    def steps(self, steps: Any, repeat: float) -> None:
+        """Render ``steps``, which run ``repeat`` times per program run (inf: unknown)."""
+        b = self.b
+        for step in steps:
+            if isinstance(step, Kernel):
+                self.kernel(step, repeat)
+            elif isinstance(step, LibraryCall) and step.name == "gemm":
+                _render_gemm(self.modules.main, b, step, self.ptrs, self.program)
+            elif isinstance(step, LibraryCall) and step.name == "host_call":
+                _render_host_call(self.modules.main, b, step, self.ptrs, self.program)
+            elif isinstance(step, Branch):  # cond / switch: a native switch on the index
+                index = b.load(self.ptrs[step.index], typ=ir.IntType(32))
+                end = b.append_basic_block("branch.end")
+                cases = [b.append_basic_block(f"branch.case{i}")
+                         for i in range(len(step.branches))]
+                switch = b.switch(index, cases[-1])
+                for i, (block, body) in enumerate(zip(cases, step.branches)):
+                    switch.add_case(ir.Constant(ir.IntType(32), i), block)
+                    b.position_at_end(block)
+                    self.steps(body, repeat)
+                    b.branch(end)
+                b.position_at_end(end)
+            elif isinstance(step, Repeat):  # scan: a native loop storing its step number
+                with for_range(b, step.length, "step") as i:
+                    b.store(i, self.ptrs[step.counter])
+                    self.steps(step.body, repeat * step.length)
+            elif isinstance(step, WhileLoop):
+                header = b.append_basic_block("while.cond")
+                body = b.append_basic_block("while.body")
+                end = b.append_basic_block("while.end")
+                b.branch(header)
+                b.position_at_end(header)
+                self.steps(step.cond, math.inf)
+                flag = b.load(self.ptrs[step.pred], typ=I8)
+                b.cbranch(b.icmp_unsigned("!=", flag, ir.Constant(I8, 0)), body, end)
+                b.position_at_end(body)
+                self.steps(step.body, math.inf)
+                b.branch(header)
+                b.position_at_end(end)
+            else:
+                raise NotImplementedError(f"cpu backend: no rendering for step {step!r}")
+
+    def kernel(self, kernel: Kernel, repeat: float) -> None:
+        self.count += 1
+        name = f"k{self.count}_{kernel.name}"
+        if work(kernel.body) * repeat <= CHEAP_WORK:
+            # external in its own module (so unique per program), declared in main
+            fn = KernelRenderer(self.modules.cheap, kernel, f"{self.modules.entry}_{name}",
+                                linkage="external").render()
+            fn = get_or_declare(self.modules.main, fn.name, fn.function_type)
+        else:
+            fn = KernelRenderer(self.modules.main, kernel, name).render()
+        self.b.call(fn, [self.ptrs[p.name] for p in kernel.params])
+
+
+def _render_host_call(module: ir.Module, b: ir.IRBuilder, call: LibraryCall,
+                      ptrs: dict[str, ir.Value], program: Program) -> None:
+    """A call back into Python (see ``host_calls.py``) with an array of buffer pointers."""
+    import llvmlite.binding as llvm
+
+    from fgrad.lowering.host_calls import make_callback
+    symbol, address = make_callback(call, program.buffers)
+    llvm.add_symbol(symbol, address)
+    fn = get_or_declare(module, symbol, ir.FunctionType(ir.VoidType(), [PTR]))
+    with b.goto_entry_block():
+        array = b.alloca(PTR, size=ir.Constant(I64, len(call.args)))
+    for i, name in enumerate(call.args):
+        slot = b.gep(array, [ir.Constant(I64, i)], inbounds=True, source_etype=PTR)
+        b.store(ptrs[name], slot)
+    b.call(fn, [array])
+
+
+def _render_gemm(module: ir.Module, b: ir.IRBuilder, call: LibraryCall,
+                 ptrs: dict[str, ir.Value], program: Program) -> None:
+    """Row-major ``C = op(A) @ op(B)`` per batch, as column-major BLAS ``C^T = op(B)^T op(A)^T``.
+
+    Fortran BLAS takes every argument by pointer: ``gemm(transa, transb, m, n, k,
+    alpha, a, lda, b, ldb, beta, c, ldc)``.
+    """
+    a_name, b_name, c_name = call.args
+    dtype = program.buffers[c_name].dtype
+    typ = llvm_type(dtype)
+    batch, m, n, k = (call.param(p) for p in ("batch", "m", "n", "k"))
+    ta, tb = call.param("trans_a"), call.param("trans_b")
+    fn = get_or_declare(module, "fgrad_sgemm" if dtype == np.float32 else "fgrad_dgemm",
+                        ir.FunctionType(ir.VoidType(), [PTR] * 13))
+
+    def by_ref(value: ir.Value, typ_: ir.Type) -> ir.Value:
+        slot = entry_alloca(b, typ_)
+        b.store(value, slot)
+        return slot
+
+    i32 = ir.IntType(32)
+    chars = [by_ref(ir.Constant(I8, ord("T" if t else "N")), I8) for t in (tb, ta)]
+    dims = [by_ref(ir.Constant(i32, d), i32) for d in (n, m, k)]
+    lds = [by_ref(ir.Constant(i32, max(1, d)), i32)
+           for d in (k if tb else n, m if ta else k, n)]
+    alpha, beta = by_ref(ir.Constant(typ, 1.0), typ), by_ref(ir.Constant(typ, 0.0), typ)
+    if m == 0 or n == 0:
+        return
+    one_thread = blas.has_thread_control() and batch * m * n * k < blas.SMALL_GEMM
+    if one_thread:  # see blas.py: a small product runs on the calling thread alone
+        threads = get_or_declare(module, "fgrad_blas_threads", ir.FunctionType(i32, [i32]))
+        before = b.call(threads, [ir.Constant(i32, 1)])
+    with for_range(b, batch, "batch") as i:
+        def at(name: str, stride: int) -> ir.Value:
+            offset = b.mul(i, ir.Constant(I64, stride))
+            return b.gep(ptrs[name], [offset], inbounds=True, source_etype=typ)
+        b.call(fn, [chars[0], chars[1], dims[0], dims[1], dims[2], alpha,
+                    at(b_name, k * n), lds[0], at(a_name, m * k), lds[1], beta,
+                    at(c_name, m * n), lds[2]])
+    if one_thread:
+        b.call(threads, [before])
+
+
+__all__ = ["render_program", "Modules", "CHEAP_WORK", "work"]
