@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from fgrad.core import dtypes
 from fgrad.lowering.kernel_ir import Cast, Idx, ScalarOp, alu, as_idx
 from fgrad.lowering.lower_rules import _transpose
 from fgrad.lowering.schedule import Lazy, Scheduler, elementwise, reindex
@@ -74,16 +75,21 @@ def _dot_general(s: Scheduler, lhs: Lazy, rhs: Lazy, *, dimension_numbers: Any,
     out_shape = (tuple(lhs.shape[d] for d in lb) + tuple(lhs.shape[d] for d in lf)
                  + tuple(rhs.shape[d] for d in rf))
     compute = out_dtype if out_dtype in (np.dtype(np.float32), np.dtype(np.float64)) else None
+    if dtypes.is_float(out_dtype) and out_dtype.itemsize == 2:
+        compute = np.dtype(np.float32)  # 16-bit floats: a float32 gemm, rounded once (as XLA)
     if compute is None:
         return dot_loops(s, lhs, rhs, lc, rc, lb, rb, lf, rf, out_shape, out_dtype)
     a, trans_a = as_matrices(s, lhs, lb, lf, lc, compute, contract_last=True)
     b, trans_b = as_matrices(s, rhs, rb, rf, rc, compute, contract_last=False)
     out = s.new_buffer(out_shape, compute)
-    return s.library_call("gemm", (a, b), out, batch=math.prod(lhs.shape[d] for d in lb),
-                          m=math.prod(lhs.shape[d] for d in lf),
-                          n=math.prod(rhs.shape[d] for d in rf),
-                          k=math.prod(lhs.shape[d] for d in lc), trans_a=trans_a,
-                          trans_b=trans_b)
+    result = s.library_call("gemm", (a, b), out, batch=math.prod(lhs.shape[d] for d in lb),
+                            m=math.prod(lhs.shape[d] for d in lf),
+                            n=math.prod(rhs.shape[d] for d in rf),
+                            k=math.prod(lhs.shape[d] for d in lc), trans_a=trans_a,
+                            trans_b=trans_b)
+    if compute == out_dtype:
+        return result
+    return elementwise(lambda v: Cast(v, out_dtype), result, dtype=out_dtype)
 
 
 def dot_loops(s: Scheduler, lhs: Lazy, rhs: Lazy, lc: Any, rc: Any, lb: Any, rb: Any,

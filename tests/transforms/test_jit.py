@@ -452,3 +452,14 @@ def test_constants_of_every_dtype_survive_compilation(dtype: Any) -> None:
         return fnp.stack([x, fnp.full_like(x, 2 if dtype != np.bool_ else True), x * x])
 
     assert_matches_eager(fgrad.jit(f)(x), f(x))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, "bfloat16"])
+def test_half_precision_products_compile_to_a_float32_gemm(dtype: Any) -> None:
+    dtype = fnp.dtype(dtype) if isinstance(dtype, str) else np.dtype(dtype)
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(6, 9)).astype(dtype), rng.normal(size=(9, 4)).astype(dtype)
+    jitted = fgrad.jit(fnp.dot)
+    assert_matches_eager(jitted(a, b), fnp.dot(a, b))
+    if fgrad.transforms.jit.default_backend() == "cpu":
+        assert "gemm" in jitted.lower(a, b).as_text("kernels")
