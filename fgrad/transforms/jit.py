@@ -24,15 +24,19 @@ import inspect
 import warnings
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from fgrad.config import config
 from fgrad.core.ad_util import Zero, is_undefined_primal, tangent_aval
+from fgrad.core.array import Array
 from fgrad.core.avals import ShapedArray, get_aval
+from fgrad.core.dtypes import canonicalize_dtype
 from fgrad.core.errors import FgradTypeError, api_boundary
 from fgrad.core.jaxpr import ClosedJaxpr, Jaxpr
 from fgrad.core.primitive import Primitive
 from fgrad.core.pytree import tree_flatten, tree_unflatten
 from fgrad.core.staging import trace_to_jaxpr
-from fgrad.core.trace import Tracer, set_current_trace
+from fgrad.core.trace import Tracer, current_trace, eval_trace, set_current_trace
 from fgrad.transforms import api_util
 
 # --- backends --------------------------------------------------------------------------
@@ -261,6 +265,7 @@ class Jitted:
         self._cache: dict[Any, tuple[ClosedJaxpr, Any]] = {}
         self._hits = self._misses = 0
         self._last_key: Any = None  # what the latest compile was for (to explain the next)
+        self._fast: dict[Any, tuple[ClosedJaxpr, Any, Runner]] = {}
         functools.update_wrapper(self, fun, updated=())  # keep our own attributes
 
     def _split(self, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -358,13 +363,52 @@ class Jitted:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if config.disable_jit:
             return self.fun(*args, **kwargs)
+        backend = self.backend or default_backend()
+        fast_key = None if kwargs else self._fast_key(args, backend)
+        if fast_key is not None and fast_key[0] in self._fast:
+            return self._run_fast(fast_key)
         closed, out_tree, leaves = self.trace(*args, **kwargs)
         closed, hoisted = hoist_tracer_consts(closed)
-        backend = self.backend or default_backend()
-        _get_runner(backend)  # fail early on an unknown backend name
+        runner = _get_runner(backend)  # fail early on an unknown backend name
         outs = jit_p.bind(*hoisted, *leaves, jaxpr=closed, name=api_util.fun_name(self.fun),
                           backend=backend)
+        if fast_key is not None and not hoisted:
+            self._fast[fast_key[0]] = (closed, out_tree, runner)
         return tree_unflatten(out_tree, outs)
+
+    # The fast path: a training loop calls the same function with concrete arrays of
+    # the same types over and over. Once such a call has been traced and compiled, the
+    # next ones go from the arguments' types straight to the backend, skipping
+    # canonicalization, the trace cache and `bind` (what `jit_p.bind` would do on the
+    # eval trace, with the same result).
+
+    def _fast_key(self, args: tuple[Any, ...], backend: str) -> Any:
+        """(key, raw values) when every argument is a concrete array of canonical type
+        and no transform is tracing, else None (the general path handles the rest)."""
+        if self.static_argnums or current_trace() is not eval_trace:
+            return None
+        leaves, in_tree = tree_flatten(args)
+        types, raw = [], []
+        for x in leaves:
+            if type(x) is Array:
+                value, weak = x._value, x.weak_type
+            elif type(x) is np.ndarray and x.dtype == canonicalize_dtype(x.dtype):
+                value, weak = x, False
+            else:
+                return None
+            types.append((value.shape, value.dtype, weak))
+            raw.append(value)
+        return (in_tree, tuple(types), backend, config.enable_x64), raw
+
+    def _run_fast(self, fast_key: Any) -> Any:
+        key, raw = fast_key
+        closed, out_tree, runner = self._fast[key]
+        self._hits += 1
+        outs = runner(closed, raw)
+        return tree_unflatten(out_tree, [
+            Array(v if type(v) is np.ndarray and v.dtype == aval.dtype
+                  else np.asarray(v, aval.dtype), aval.weak_type)
+            for v, aval in zip(outs, closed.out_avals)])
 
     def lower(self, *args: Any, **kwargs: Any) -> Lowered:
         closed, _, _ = self.trace(*args, **kwargs)
@@ -375,6 +419,7 @@ class Jitted:
 
     def clear_cache(self) -> None:
         self._cache.clear()
+        self._fast.clear()
         self._hits = self._misses = 0
 
 

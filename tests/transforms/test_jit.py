@@ -23,6 +23,7 @@ import fgrad
 import fgrad.numpy as fnp
 from fgrad.core.jaxpr import typecheck_jaxpr
 from fgrad.core.trace import Tracer
+from fgrad.tree_util import tree_leaves
 from jit_compare import assert_matches_eager
 
 Pair = namedtuple("Pair", ["a", "b"])
@@ -463,3 +464,25 @@ def test_half_precision_products_compile_to_a_float32_gemm(dtype: Any) -> None:
     assert_matches_eager(jitted(a, b), fnp.dot(a, b))
     if fgrad.transforms.jit.default_backend() == "cpu":
         assert "gemm" in jitted.lower(a, b).as_text("kernels")
+
+
+def test_repeated_concrete_calls_take_the_fast_path_with_identical_results() -> None:
+    body = Counter(lambda x, p: (x * p["w"] + 1.0, fnp.sum(x)))
+    f = fgrad.jit(body)
+    x, p = np.arange(3, dtype=np.float32), {"w": np.float32(2.0)}
+    first = f(x, p)
+    for args in [(x, p), (fnp.asarray(x), {"w": fnp.asarray(p["w"])})]:
+        again = f(*args)
+        assert all(type(a) is fgrad.Array and a.aval == b.aval for a, b in
+                   zip(tree_leaves(again), tree_leaves(first)))
+        assert_matches_eager(again, first, backend="interpret")  # same program: same bits
+    assert body.calls == 1 and f.cache_info().hits == 2
+    # a weak scalar, a float64 array (canonicalized to float32) and a tracer all take the
+    # general path and still give the same values
+    np.testing.assert_array_equal(f(x, {"w": 2.0})[0], first[0])
+    np.testing.assert_array_equal(f(x.astype(np.float64), p)[0], first[0])
+    g = fgrad.grad(lambda x: f(x, p)[0].sum())(x)
+    np.testing.assert_array_equal(g, np.full(3, 2.0, np.float32))
+    f.clear_cache()
+    f(x, p)
+    assert body.calls == 3  # weak scalar traced once more, then again after clearing
