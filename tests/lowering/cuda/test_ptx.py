@@ -20,22 +20,41 @@ elsewhere, with what to install.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
+import op_table
 import pytest
+from conftest import enable_x64
 from hypothesis import Phase, given, settings
 
 import fgrad
 import fgrad.numpy as fnp
-import op_table
-from conftest import enable_x64
 from fgrad.core.dtypes import SUPPORTED_DTYPES, is_float
 from fgrad.lowering.cuda import plan as planning
 from fgrad.lowering.cuda import render, toolchain
 from fgrad.lowering.kernel_ir import (
-    ARITY, COMPARE, AccRef, Accumulate, Alu, Cast, Const, DefineAcc, Idx, IndexValue, Kernel,
-    Load, Loop, Param, ScalarOp, Store, const, from_value, var)
+    ARITY,
+    COMPARE,
+    AccRef,
+    Accumulate,
+    Alu,
+    Cast,
+    Const,
+    DefineAcc,
+    Idx,
+    IndexValue,
+    Kernel,
+    Load,
+    Loop,
+    Param,
+    ScalarOp,
+    Store,
+    const,
+    from_value,
+    var,
+)
 from fgrad.lowering.schedule import LoweringError, schedule
 from fgrad.tree_util import tree_leaves
 

@@ -23,7 +23,8 @@ import subprocess
 import sys
 import textwrap
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import hypothesis
 import ml_dtypes
