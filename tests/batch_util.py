@@ -101,3 +101,21 @@ def random_in_axes(rng: np.random.Generator, ndims: Sequence[int],
 
 
 __all__ = ["batch_args", "loop_and_stack", "check_vmap", "random_in_axes", "tree_map"]
+
+
+def with_batch_axis(shape: tuple[int, ...], axis: int | None, size: int) -> tuple[int, ...]:
+    """``shape`` with a batch axis of ``size`` inserted at ``axis`` (None: unbatched)."""
+    if axis is None:
+        return shape
+    axis %= len(shape) + 1
+    return (*shape[:axis], size, *shape[axis:])
+
+
+def nonlinear_sum(y: Any) -> Any:
+    """A nonlinear scalar of ``y`` (fgrad or JAX array), so gradients depend on its values."""
+    import jax
+    import jax.numpy as jnp
+
+    import fgrad.numpy as fnp
+    lib = jnp if isinstance(y, jax.Array) else fnp
+    return (lib.sin(y) * y).sum()

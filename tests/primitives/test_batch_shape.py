@@ -26,12 +26,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from batch_util import check_vmap, random_in_axes
+from batch_util import check_vmap, nonlinear_sum, random_in_axes, with_batch_axis
 from jax_compare import assert_matches
 
 import fgrad
 import fgrad.lax as lax
-import fgrad.numpy as fnp
 from fgrad.core.errors import FgradTypeError
 from fgrad.core.jaxpr import typecheck_jaxpr
 from fgrad.core.primitive import Primitive
@@ -153,29 +152,17 @@ def _values(rng: np.random.Generator, shape: Shape, dtype: Any) -> np.ndarray:
     return rng.uniform(-1.5, 1.5, size=shape).astype(dtype)
 
 
-def _with_axis(shape: Shape, axis: int | None, size: int) -> Shape:
-    if axis is None:
-        return shape
-    axis %= len(shape) + 1
-    return (*shape[:axis], size, *shape[axis:])
-
 
 def _batched(rng: np.random.Generator, case: Case, axes: Sequence[int | None], size: int,
              dtype: Any = None) -> list[np.ndarray]:
     """Random arguments with a batch axis of ``size`` where ``axes`` says (any size, 0 too)."""
-    return [_values(rng, _with_axis(s, a, size), dtype or case.dtype)
+    return [_values(rng, with_batch_axis(s, a, size), dtype or case.dtype)
             for s, a in zip(case.shapes, axes)]
 
 
 def _ndims(case: Case) -> list[int]:
     return [len(s) for s in case.shapes]
 
-
-def _loss(y: Any) -> Any:
-    """A nonlinear scalar of ``y``, so gradients depend on the (batched) values."""
-    if isinstance(y, jax.Array):
-        return (jnp.sin(y) * y).sum()
-    return (fnp.sin(y) * y).sum()
 
 
 # --- vmap against the loop and against jax.vmap ------------------------------------------------
@@ -210,7 +197,7 @@ def test_nested_vmap(case: Case) -> None:
     for trial in range(3):
         inner = random_in_axes(rng, _ndims(case))
         outer = random_in_axes(rng, [n + (a is not None) for n, a in zip(_ndims(case), inner)])
-        shapes = [_with_axis(_with_axis(s, a, 2), b, 3)
+        shapes = [with_batch_axis(with_batch_axis(s, a, 2), b, 3)
                   for s, a, b in zip(case.shapes, inner, outer)]
         args = [_values(rng, s, case.dtype) for s in shapes]
         out_inner, out_outer = (0, -1)[int(rng.integers(0, 2))], -1
@@ -244,8 +231,8 @@ def test_jit_of_vmap_equals_eager(case: Case) -> None:
 def test_vmap_of_grad_matches_jax(case: Case, x64: None) -> None:
     rng = _rng("vmap_grad", case.name)
     argnums = tuple(range(len(case.shapes)))
-    g = fgrad.grad(lambda *xs: _loss(case.fn(*xs)), argnums)
-    jg = jax.grad(lambda *xs: _loss(case.jax_fn(*xs)), argnums)
+    g = fgrad.grad(lambda *xs: nonlinear_sum(case.fn(*xs)), argnums)
+    jg = jax.grad(lambda *xs: nonlinear_sum(case.jax_fn(*xs)), argnums)
     for _ in range(2):
         axes = random_in_axes(rng, _ndims(case))
         args = _batched(rng, case, axes, 3, np.float64)
@@ -262,8 +249,8 @@ def test_grad_of_summed_vmap_matches_jax(case: Case, x64: None) -> None:
     for _ in range(2):
         axes = tuple(random_in_axes(rng, _ndims(case)))
         args = _batched(rng, case, axes, 3, np.float64)
-        got = fgrad.grad(lambda *xs: _loss(fgrad.vmap(case.fn, axes)(*xs)), argnums)(*args)
-        want = jax.jit(jax.grad(lambda *xs: _loss(jax.vmap(case.jax_fn, axes)(*xs)),
+        got = fgrad.grad(lambda *xs: nonlinear_sum(fgrad.vmap(case.fn, axes)(*xs)), argnums)(*args)
+        want = jax.jit(jax.grad(lambda *xs: nonlinear_sum(jax.vmap(case.jax_fn, axes)(*xs)),
                                 argnums))(*args)
         assert_matches(got, want, f"{case.name} grad(vmap) in_axes={axes}", rtol=1e-12)
 
@@ -274,7 +261,7 @@ def test_second_order_under_vmap_matches_jax(x64: None) -> None:
     def f(x: Any, v: Any, lib: Any) -> Any:
         y = lib.lax.pad(lib.lax.rev(x, (0,)), v, [(1, -1, 1), (0, 2, 0)])
         y = lib.lax.concatenate([lib.lax.slice(y, (0, 0), (4, 6), (2, 1)), y], 0)
-        return _loss(lib.lax.reshape(y, (y.shape[0] * y.shape[1],)))
+        return nonlinear_sum(lib.lax.reshape(y, (y.shape[0] * y.shape[1],)))
 
     u = _values(_rng("u"), (3, 4), np.float64)
 
@@ -350,7 +337,7 @@ def test_reshape_moves_the_batch_axis_only_when_it_must() -> None:
 
 def test_pad_with_unbatched_value_does_not_broadcast_it() -> None:
     for bdim in range(3):
-        shape = _with_axis((3, 4), bdim, B)
+        shape = with_batch_axis((3, 4), bdim, B)
         names, out_dim, closed = _rule_eqns(shape_prims.pad_p, [_x(*shape), np.float32(1)],
                                             [bdim, None], padding_config=((1, -1, 2), (0, 2, 1)))
         assert names == ["pad"] and out_dim == bdim

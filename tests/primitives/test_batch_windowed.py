@@ -28,19 +28,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from batch_util import check_vmap, loop_and_stack, random_in_axes
+from batch_util import check_vmap, loop_and_stack, nonlinear_sum, random_in_axes, with_batch_axis
 from jax import lax as jlax
 from jax_compare import assert_matches
+from jit_compare import assert_matches_eager
 
 import fgrad
 import fgrad.lax as lax
-import fgrad.numpy as fnp
 from fgrad.core.errors import FgradTypeError
 from fgrad.core.jaxpr import typecheck_jaxpr
 from fgrad.core.primitive import Primitive
 from fgrad.primitives import elementwise, windowed
 from fgrad.primitives.conv import reduce_window_shape_tuple
-from jit_compare import assert_matches_eager
 
 Shape = tuple[int, ...]
 BF16 = jnp.bfloat16
@@ -177,28 +176,16 @@ def _values(rng: np.random.Generator, shape: Shape, dtype: Any) -> np.ndarray:
         0, 0.1, shape)).astype(dtype)
 
 
-def _with_axis(shape: Shape, axis: int | None, size: int) -> Shape:
-    if axis is None:
-        return shape
-    axis %= len(shape) + 1
-    return (*shape[:axis], size, *shape[axis:])
-
 
 def _batched(rng: np.random.Generator, case: Case, axes: Sequence[int | None], size: int,
              dtype: Any = None) -> list[np.ndarray]:
-    return [_values(rng, _with_axis(s, a, size), dtype or case.dtype)
+    return [_values(rng, with_batch_axis(s, a, size), dtype or case.dtype)
             for s, a in zip(case.shapes, axes)]
 
 
 def _ndims(case: Case) -> list[int]:
     return [len(s) for s in case.shapes]
 
-
-def _loss(y: Any) -> Any:
-    """A nonlinear scalar of ``y``, so gradients depend on the (batched) values."""
-    if isinstance(y, jax.Array):
-        return (jnp.sin(y) * y).sum()
-    return (fnp.sin(y) * y).sum()
 
 
 # --- vmap against the loop and against jax.vmap ------------------------------------------------
@@ -233,7 +220,7 @@ def test_nested_vmap(case: Case) -> None:
     for trial in range(2):
         inner = random_in_axes(rng, _ndims(case))
         outer = random_in_axes(rng, [n + (a is not None) for n, a in zip(_ndims(case), inner)])
-        shapes = [_with_axis(_with_axis(s, a, 2), b, 3)
+        shapes = [with_batch_axis(with_batch_axis(s, a, 2), b, 3)
                   for s, a, b in zip(case.shapes, inner, outer)]
         args = [_values(rng, s, case.dtype) for s in shapes]
         out_inner = (0, -1)[trial]
@@ -267,8 +254,8 @@ def test_jit_of_vmap_equals_eager(case: Case) -> None:
 def test_vmap_of_grad(case: Case, x64: None) -> None:
     rng = _rng("vmap_grad", case.name)
     argnums = tuple(range(len(case.shapes)))
-    g = fgrad.grad(lambda *xs: _loss(case.fn(*xs)), argnums)
-    jg = jax.grad(lambda *xs: _loss(case.jax_fn(*xs)), argnums)
+    g = fgrad.grad(lambda *xs: nonlinear_sum(case.fn(*xs)), argnums)
+    jg = jax.grad(lambda *xs: nonlinear_sum(case.jax_fn(*xs)), argnums)
     for size in (1, 3):
         axes = random_in_axes(rng, _ndims(case))
         args = _batched(rng, case, axes, size, np.float64)
@@ -285,12 +272,12 @@ def test_grad_of_summed_vmap(case: Case, x64: None) -> None:
     argnums = tuple(range(len(case.shapes)))
     axes = tuple(random_in_axes(rng, _ndims(case)))
     args = _batched(rng, case, axes, 3, np.float64)
-    got = fgrad.grad(lambda *xs: _loss(fgrad.vmap(case.fn, axes)(*xs)), argnums)(*args)
+    got = fgrad.grad(lambda *xs: nonlinear_sum(fgrad.vmap(case.fn, axes)(*xs)), argnums)(*args)
     if case.jax_grad:
-        want = jax.jit(jax.grad(lambda *xs: _loss(jax.vmap(case.jax_fn, axes)(*xs)),
+        want = jax.jit(jax.grad(lambda *xs: nonlinear_sum(jax.vmap(case.jax_fn, axes)(*xs)),
                                 argnums))(*args)
     else:  # the gradient of a sum over the batch: per-example gradients, added up
-        g = fgrad.grad(lambda *xs: _loss(case.fn(*xs)), argnums)
+        g = fgrad.grad(lambda *xs: nonlinear_sum(case.fn(*xs)), argnums)
         per_example = loop_and_stack(lambda *xs: g(*xs), args, axes)
         want = tuple(np.sum(np.asarray(p), 0) if a is None else np.moveaxis(np.asarray(p), 0, a)
                      for p, a in zip(per_example, axes))
@@ -305,7 +292,7 @@ def test_max_pool_hessian_vector_products_under_vmap(x64: None) -> None:
 
     def hvp(lib: Any) -> Callable[..., Any]:
         def f(x: Any) -> Any:
-            return _loss(lib.lax.reduce_window(x, -np.inf, lib.lax.max, **kw) ** 2)
+            return nonlinear_sum(lib.lax.reduce_window(x, -np.inf, lib.lax.max, **kw) ** 2)
         grad = lib.grad(f)
         return lambda x, u: lib.jvp(grad, (x,), (u,))[1]
 
@@ -346,7 +333,7 @@ def _x(*shape: int) -> np.ndarray:
                                   windowed.reduce_window_min_p], ids=str)
 @pytest.mark.parametrize("bdim", [0, 1, 2])
 def test_reduce_window_rule_adds_a_trivial_window(prim: Primitive, bdim: int) -> None:
-    shape = _with_axis((5, 6), bdim, B)
+    shape = with_batch_axis((5, 6), bdim, B)
     names, out_dim, closed = _rule_eqns(prim, [_x(*shape)], [bdim], **POOL_DILATED)
     assert names == [prim.name] and out_dim == bdim
     params = closed.jaxpr.eqns[0].params
@@ -354,7 +341,7 @@ def test_reduce_window_rule_adds_a_trivial_window(prim: Primitive, bdim: int) ->
     assert params["padding"][bdim] == (0, 0)
     assert params["base_dilation"][bdim] == params["window_dilation"][bdim] == 1
     unbatched = reduce_window_shape_tuple((5, 6), *POOL_DILATED.values())
-    assert closed.jaxpr.outvars[0].aval.shape == _with_axis(unbatched, bdim, B)
+    assert closed.jaxpr.outvars[0].aval.shape == with_batch_axis(unbatched, bdim, B)
 
 
 @pytest.mark.parametrize("prim", [windowed.select_and_gather_add_p,
@@ -364,17 +351,17 @@ def test_select_and_rules_move_or_broadcast_only_what_they_must(prim: Primitive)
     first = (5, 6) if prim is windowed.select_and_gather_add_p else out_shape
     params = dict(select_prim=elementwise.ge_p, **POOL)
     # both batched at one axis: just the primitive
-    names, out_dim, _ = _rule_eqns(prim, [_x(*_with_axis(first, 1, B)), _x(5, B, 6)], [1, 1],
+    names, out_dim, _ = _rule_eqns(prim, [_x(*with_batch_axis(first, 1, B)), _x(5, B, 6)], [1, 1],
                                    **params)
     assert names == [prim.name] and out_dim == 1
     # batched at different axes: the second moves to the first's position
-    names, out_dim, _ = _rule_eqns(prim, [_x(*_with_axis(first, 2, B)), _x(B, 5, 6)], [2, 0],
+    names, out_dim, _ = _rule_eqns(prim, [_x(*with_batch_axis(first, 2, B)), _x(B, 5, 6)], [2, 0],
                                    **params)
     assert names == ["transpose", prim.name] and out_dim == 2
     # one unbatched: broadcast straight to the batch position, no transpose
     names, out_dim, _ = _rule_eqns(prim, [_x(*first), _x(5, 6, B)], [None, 2], **params)
     assert names == ["broadcast_in_dim", prim.name] and out_dim == 2
-    names, out_dim, _ = _rule_eqns(prim, [_x(*_with_axis(first, 0, B)), _x(5, 6)], [0, None],
+    names, out_dim, _ = _rule_eqns(prim, [_x(*with_batch_axis(first, 0, B)), _x(5, 6)], [0, None],
                                    **params)
     assert names == ["broadcast_in_dim", prim.name] and out_dim == 0
 
