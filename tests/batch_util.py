@@ -10,6 +10,7 @@ batched arguments from per-example ones by stacking them along random axes.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -119,3 +120,19 @@ def nonlinear_sum(y: Any) -> Any:
     import fgrad.numpy as fnp
     lib = jnp if isinstance(y, jax.Array) else fnp
     return (lib.sin(y) * y).sum()
+
+
+def seeded_rng(*names: Any) -> np.random.Generator:
+    """A generator seeded by the test's parameters (stable across runs, unlike ``hash``)."""
+    return np.random.default_rng(zlib.crc32(repr(names).encode()))
+
+
+def random_values(rng: np.random.Generator, shape: Sequence[int], dtype: Any,
+                  domain: tuple[float, float] = (-2.0, 2.0), int_bound: int = 5) -> np.ndarray:
+    """Random values of ``dtype``: floats in ``domain``, ints in [-int_bound, int_bound]."""
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return rng.integers(0, 2, shape).astype(bool)
+    if dtype.kind in "iu":
+        return rng.integers(-int_bound, int_bound + 1, shape).astype(dtype)
+    return rng.uniform(*domain, shape).astype(dtype)

@@ -15,46 +15,32 @@ operand costs one ``broadcast_in_dim`` and no transpose.
 
 from __future__ import annotations
 
-import zlib
 from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
 import pytest
+from batch_util import batch_args, check_vmap, random_in_axes, random_values, seeded_rng
 from jax import lax as jlax
+from jit_compare import assert_matches_eager
 
 import fgrad
-from batch_util import batch_args, check_vmap, random_in_axes
 from fgrad import lax
 from fgrad.core.ad_util import add_any_p
 from fgrad.core.jaxpr import typecheck_jaxpr
 from fgrad.core.primitive import Primitive, all_primitives
 from fgrad.primitives import elementwise as ew
-from jit_compare import assert_matches_eager
 
 B = 3           # batch size of most tests
 SHAPE = (2, 3)  # per-example shape: batched operands have 3 axes, so "middle" exists
 
 
-def rng_for(*names: Any) -> np.random.Generator:
-    """A generator seeded by the test's parameters (reproducible, different per case)."""
-    return np.random.default_rng(zlib.crc32(repr(names).encode()))
-
-
-def rand(rng: np.random.Generator, shape: Sequence[int], dtype: Any,
-         domain: tuple[float, float] = (-2.0, 2.0)) -> np.ndarray:
-    dtype = np.dtype(dtype)
-    if dtype == np.bool_:
-        return rng.integers(0, 2, shape).astype(bool)
-    if dtype.kind in "iu":
-        return rng.integers(-5, 6, shape).astype(dtype)
-    return rng.uniform(*domain, shape).astype(dtype)
 
 
 def examples(rng: np.random.Generator, n: int, specs: Sequence[tuple[Any, tuple[float, float]]],
              shape: Sequence[int] = SHAPE) -> list[list[np.ndarray]]:
     """``n`` per-example argument lists; ``specs`` gives (dtype, domain) per argument."""
-    return [[rand(rng, shape, dt, dom) for dt, dom in specs] for _ in range(n)]
+    return [[random_values(rng, shape, dt, dom) for dt, dom in specs] for _ in range(n)]
 
 
 def eqn_names(f: Callable[..., Any], *args: Any) -> list[str]:
@@ -114,7 +100,7 @@ def test_every_elementwise_primitive_has_a_batch_rule() -> None:
 def test_unary_matches_loop(name: str, dtype: str) -> None:
     domain = UNARY[name][0]
     fn = getattr(lax, name)
-    rng = rng_for(name, dtype)
+    rng = seeded_rng(name, dtype)
     for trial in range(3):
         in_axes = random_in_axes(rng, [len(SHAPE)])
         batched = batch_args(examples(rng, B, [(dtype, domain)]), in_axes)
@@ -125,7 +111,7 @@ def test_unary_matches_loop(name: str, dtype: str) -> None:
 def test_binary_matches_loop(name: str, dtype: str) -> None:
     domain = BINARY[name][0]
     fn = getattr(lax, name)
-    rng = rng_for(name, dtype)
+    rng = seeded_rng(name, dtype)
     # every combination of batched / unbatched operands, then random axes
     fixed: list[list[int | None]] = [[0, None], [None, -1], [1, 1], [-1, 0]]
     for trial in range(6):
@@ -136,10 +122,11 @@ def test_binary_matches_loop(name: str, dtype: str) -> None:
 
 @pytest.mark.parametrize("method", [0, 1])
 def test_round_matches_loop(method: int) -> None:
-    rng = rng_for("round", method)
+    rng = seeded_rng("round", method)
     for trial in range(3):
         in_axes = random_in_axes(rng, [2])
-        ex = [[np.round(rand(rng, SHAPE, F32, (-3, 3)) * 2) / 2] for _ in range(B)]  # halves
+        # halves
+        ex = [[np.round(random_values(rng, SHAPE, F32, (-3, 3)) * 2) / 2] for _ in range(B)]
         check_vmap(lambda x: lax.round(x, method), batch_args(ex, in_axes), in_axes,
                    OUT_AXES[trial], what=f"round {method}")
 
@@ -147,7 +134,7 @@ def test_round_matches_loop(method: int) -> None:
 @pytest.mark.parametrize("y,dtype", [(-2, F32), (0, F32), (1, F32), (2, F32), (3, F32),
                                      (3, I32), (0, I32)])
 def test_integer_pow_matches_loop(y: int, dtype: Any) -> None:
-    rng = rng_for("integer_pow", y, dtype)
+    rng = seeded_rng("integer_pow", y, dtype)
     for trial in range(3):
         in_axes = random_in_axes(rng, [2])
         ex = examples(rng, B, [(dtype, (0.5, 2))])
@@ -165,7 +152,7 @@ def test_is_finite_with_nonfinite_values() -> None:
     (F32, I32, False), (F32, BOOL, False), (I32, F32, False), (BOOL, F32, False),
     (F32, np.float16, False), (I32, F32, True), (F32, F32, True)])
 def test_convert_element_type_matches_loop(src: Any, dst: Any, weak: bool) -> None:
-    rng = rng_for("convert", src, dst, weak)
+    rng = seeded_rng("convert", src, dst, weak)
     for trial in range(3):
         in_axes = random_in_axes(rng, [2])
         ex = examples(rng, B, [(src, (-3, 3))])
@@ -176,7 +163,7 @@ def test_convert_element_type_matches_loop(src: Any, dst: Any, weak: bool) -> No
 @pytest.mark.parametrize("pred_axis", [None, 0, -1, 1])
 @pytest.mark.parametrize("dtype", [F32, I32, BOOL])
 def test_select_n_bool_predicate(pred_axis: int | None, dtype: Any) -> None:
-    rng = rng_for("select_n", pred_axis, dtype)
+    rng = seeded_rng("select_n", pred_axis, dtype)
     for trial in range(4):
         case_axes = random_in_axes(rng, [2, 2])
         if pred_axis is None and trial == 0:
@@ -191,10 +178,10 @@ def test_select_n_bool_predicate(pred_axis: int | None, dtype: Any) -> None:
 
 
 def test_select_n_int32_predicate_three_cases() -> None:
-    rng = rng_for("select_n3")
+    rng = seeded_rng("select_n3")
     for trial in range(6):
         in_axes = random_in_axes(rng, [2, 2, 2, 2])
-        ex = [[rng.integers(0, 3, SHAPE).astype(np.int32)] + [rand(rng, SHAPE, F32)
+        ex = [[rng.integers(0, 3, SHAPE).astype(np.int32)] + [random_values(rng, SHAPE, F32)
                                                              for _ in range(3)]
               for _ in range(B)]
         check_vmap(lax.select_n, batch_args(ex, in_axes), in_axes, OUT_AXES[trial % 3],
@@ -202,7 +189,7 @@ def test_select_n_int32_predicate_three_cases() -> None:
 
 
 def test_add_any_matches_loop() -> None:
-    rng = rng_for("add_any")
+    rng = seeded_rng("add_any")
     for in_axes in ([0, 0], [0, None], [None, 2], [2, 1], [-1, 0]):
         batched = batch_args(examples(rng, B, [(F32, (-2, 2))] * 2), in_axes)
         check_vmap(add_any_p.bind, batched, in_axes, what="add_any")
@@ -247,8 +234,9 @@ NESTED = [((0, None), (1, 0)), ((1, 1), (None, 2)), ((-1, 0), (0, 0)), ((None, 0
 @pytest.mark.parametrize("name", ["add", "atan2", "lt", "max"])
 def test_nested_vmap_matches_jax(name: str, inner: tuple[Any, Any],
                                  outer: tuple[Any, Any]) -> None:
-    rng = rng_for("nested", name, inner, outer)
-    x, y = (rand(rng, nested_shape((5,), i, o), F32, (0.5, 2)) for i, o in zip(inner, outer))
+    rng = seeded_rng("nested", name, inner, outer)
+    x, y = (random_values(rng, nested_shape((5,), i, o), F32, (0.5, 2))
+            for i, o in zip(inner, outer))
     f, jf = getattr(lax, name), getattr(jlax, name)
     got = fgrad.vmap(fgrad.vmap(f, in_axes=inner), in_axes=outer)(x, y)
     want = jax.vmap(jax.vmap(jf, in_axes=inner), in_axes=outer)(x, y)
@@ -257,9 +245,9 @@ def test_nested_vmap_matches_jax(name: str, inner: tuple[Any, Any],
 
 
 def test_nested_vmap_select_and_unary() -> None:
-    rng = rng_for("nested select")
+    rng = seeded_rng("nested select")
     inner, outer = (1, 0, 2), (0, None, 1)
-    p, a, b = (rand(rng, nested_shape((2, 5), i, o), dt)
+    p, a, b = (random_values(rng, nested_shape((2, 5), i, o), dt)
                for i, o, dt in zip(inner, outer, (BOOL, F32, F32)))
 
     def f(p: Any, a: Any, b: Any) -> Any:
@@ -276,7 +264,7 @@ def test_nested_vmap_select_and_unary() -> None:
 
 @pytest.mark.parametrize("name", ["add", "mul", "pow", "eq", "bitwise_xor", "nextafter"])
 def test_jit_of_vmap_matches_eager(name: str) -> None:
-    rng = rng_for("jit", name)
+    rng = seeded_rng("jit", name)
     dtype = I32 if name == "bitwise_xor" else F32
     f = getattr(lax, name)
     for in_axes in ((0, None), (None, 1), (2, 0), (1, 1)):
@@ -287,8 +275,8 @@ def test_jit_of_vmap_matches_eager(name: str) -> None:
 
 
 def test_jit_of_vmap_unary_select_convert() -> None:
-    rng = rng_for("jit2")
-    x, p = rand(rng, (2, 3, 4), F32), rand(rng, (3, 4), BOOL)
+    rng = seeded_rng("jit2")
+    x, p = random_values(rng, (2, 3, 4), F32), random_values(rng, (3, 4), BOOL)
 
     def f(p: Any, x: Any) -> Any:
         y = lax.select(p, lax.tanh(x), lax.round(x, 1))
@@ -304,9 +292,9 @@ def test_jit_of_vmap_unary_select_convert() -> None:
 @pytest.mark.parametrize("name", DIFF_UNARY)
 def test_vmap_of_grad_unary_matches_jax(name: str, x64: None) -> None:
     domain = UNARY[name][0]
-    rng = rng_for("grad", name)
+    rng = seeded_rng("grad", name)
     f, jf = getattr(lax, name), getattr(jlax, name)
-    x = rand(rng, (4, 3, 2), np.float64, domain)
+    x = random_values(rng, (4, 3, 2), np.float64, domain)
     # one jitted oracle (one compilation); the other batch axes are moved copies of x
     want = np.asarray(jax.jit(jax.vmap(jax.grad(lambda v: jf(v).sum())))(x))
     for ax in (0, 1, -1):
@@ -326,9 +314,10 @@ def test_vmap_of_grad_unary_matches_jax(name: str, x64: None) -> None:
 @pytest.mark.parametrize("name", DIFF_BINARY)
 def test_vmap_of_grad_binary_matches_jax(name: str, x64: None) -> None:
     domain = BINARY[name][0]
-    rng = rng_for("grad2", name)
+    rng = seeded_rng("grad2", name)
     f, jf = getattr(lax, name), getattr(jlax, name)
-    x, y = rand(rng, (4, 3), np.float64, domain), rand(rng, (3, 4), np.float64, domain)
+    x = random_values(rng, (4, 3), np.float64, domain)
+    y = random_values(rng, (3, 4), np.float64, domain)
     for in_axes in ((0, 1), (0, None), (None, 1)):
         xa = x if in_axes[0] is not None else x[0]
         ya = y if in_axes[1] is not None else y[:, 0]
@@ -345,8 +334,9 @@ def test_vmap_of_grad_binary_matches_jax(name: str, x64: None) -> None:
 
 
 def test_grad_of_summed_vmap_matches_jax(x64: None) -> None:
-    rng = rng_for("grad of vmap")
-    x, y, p = rand(rng, (3, 4), np.float64), rand(rng, (4,), np.float64), rand(rng, (4, 3), BOOL)
+    rng = seeded_rng("grad of vmap")
+    x, y = random_values(rng, (3, 4), np.float64), random_values(rng, (4,), np.float64)
+    p = random_values(rng, (4, 3), BOOL)
 
     def f(x: Any, y: Any, p: Any, lib: Any) -> Any:
         z = lib.mul(lib.sin(x), lib.exp(y))
@@ -368,9 +358,9 @@ def test_grad_of_summed_vmap_matches_jax(x64: None) -> None:
 
 @pytest.mark.parametrize("size", [1, 0])
 def test_batch_sizes_one_and_zero(size: int) -> None:
-    rng = rng_for("sizes", size)
-    x, y = rand(rng, (size, 2, 3), F32), rand(rng, (2, 3), F32)
-    p = rand(rng, (2, 3, size), BOOL)
+    rng = seeded_rng("sizes", size)
+    x, y = random_values(rng, (size, 2, 3), F32), random_values(rng, (2, 3), F32)
+    p = random_values(rng, (2, 3, size), BOOL)
 
     def f(x: Any, y: Any, p: Any, lib: Any) -> Any:
         return lib.select(p, lib.mul(lib.exp(x), y), lib.sub(x, y))

@@ -23,14 +23,13 @@ Every rule is checked against a Python loop over the batch, stacked
 from __future__ import annotations
 
 import itertools
-import zlib
 from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from batch_util import batch_args, check_vmap, loop_and_stack, random_in_axes
+from batch_util import batch_args, check_vmap, loop_and_stack, random_in_axes, seeded_rng
 from op_table.indexing import jax_gather, jax_scatter, jax_scatter_mul_one_by_one
 
 import fgrad
@@ -42,10 +41,6 @@ from fgrad.tree_util import tree_leaves
 SCATTERS = ["scatter", "scatter_add", "scatter_mul", "scatter_min", "scatter_max"]
 GATHER_MODES = [("clip", None), ("fill", None), ("fill", -7.5)]
 
-
-def _rng(*key: Any) -> np.random.Generator:
-    """A generator seeded by the test's parameters (stable across runs, unlike ``hash``)."""
-    return np.random.default_rng(zlib.crc32(repr(key).encode()))
 
 
 def _axis_choice(rng: np.random.Generator, ndim: int) -> int:
@@ -109,7 +104,7 @@ def scatter_fn(name: str, axes: Sequence[int], mode: str) -> Callable[..., Any]:
 @pytest.mark.parametrize("pattern", ["operand", "indices", "both"])
 def test_gather_cases(case: Any, mode: str, fill: Any, pattern: str) -> None:
     shape, axes, batch = case
-    rng = _rng("gather", case, mode, fill, pattern)
+    rng = seeded_rng("gather", case, mode, fill, pattern)
     exs = examples_of(gather_example, rng, 3, shape, axes, batch)
     batched = {"operand": (True, False), "indices": (False, True), "both": (True, True)}[pattern]
     for _ in range(3):
@@ -122,7 +117,7 @@ def test_gather_cases(case: Any, mode: str, fill: Any, pattern: str) -> None:
                                      if a != (None, None)])
 def test_gather_every_axis_pair_int_operand(in_axes: tuple[Any, Any]) -> None:
     # an int operand: "fill" gives the dtype's minimum out of bounds
-    rng = _rng("gather_int", in_axes)
+    rng = seeded_rng("gather_int", in_axes)
     exs = [[rng.integers(-9, 9, size=(3, 4)).astype(np.int32),
             rng.integers(-2, 6, size=(2, 1)).astype(np.int32)] for _ in range(2)]
     for mode in ("clip", "fill"):
@@ -167,7 +162,7 @@ def _pattern_id(p: Sequence[bool]) -> str:
 @pytest.mark.parametrize("mode", ["drop", "clip"])
 @pytest.mark.parametrize("pattern", PATTERNS, ids=_pattern_id)
 def test_scatter_cases(name: str, mode: str, pattern: tuple[bool, bool, bool]) -> None:
-    rng = _rng(name, mode, pattern)
+    rng = seeded_rng(name, mode, pattern)
     for shape, axes, batch in SCATTER_CASES:
         # few targets, so indices repeat: "last update wins" and the combiners are exercised
         exs = examples_of(scatter_example, rng, 3, shape, axes, batch)
@@ -237,7 +232,7 @@ def _start_patterns(n: int) -> list[tuple[bool, ...]]:
 @pytest.mark.parametrize("operand_batched", [False, True])
 def test_dynamic_slice_cases(case: Any, operand_batched: bool) -> None:
     shape, sizes = case
-    rng = _rng("ds", case, operand_batched)
+    rng = seeded_rng("ds", case, operand_batched)
     for starts in _start_patterns(len(shape)):
         if not (operand_batched or any(starts)):
             continue
@@ -253,7 +248,7 @@ def test_dynamic_slice_cases(case: Any, operand_batched: bool) -> None:
 def test_dynamic_update_slice_cases(case: Any, operand_batched: bool,
                                     update_batched: bool) -> None:
     shape, sizes = case
-    rng = _rng("dus", case, operand_batched, update_batched)
+    rng = seeded_rng("dus", case, operand_batched, update_batched)
     for starts in _start_patterns(len(shape)):
         if not (operand_batched or update_batched or any(starts)):
             continue

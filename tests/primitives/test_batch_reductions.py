@@ -15,21 +15,20 @@ with no transpose to put the batch axis anywhere.
 from __future__ import annotations
 
 import itertools
-import zlib
 from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
 import pytest
+from batch_util import batch_args, check_vmap, random_in_axes, random_values, seeded_rng
 from jax import lax as jlax
+from jit_compare import assert_matches_eager
 
 import fgrad
-from batch_util import batch_args, check_vmap, random_in_axes
 from fgrad import lax
 from fgrad.core.jaxpr import typecheck_jaxpr
 from fgrad.core.primitive import Primitive
 from fgrad.primitives import reductions as red
-from jit_compare import assert_matches_eager
 
 B = 3
 SHAPE = (2, 3, 4)  # per-example shape; batched operands have 4 axes
@@ -37,18 +36,11 @@ F32, I32, BOOL = np.float32, np.int32, np.bool_
 OUT_AXES = (0, -1, 2)
 
 
-def rng_for(*names: Any) -> np.random.Generator:
-    return np.random.default_rng(zlib.crc32(repr(names).encode()))
 
 
 def rand(rng: np.random.Generator, shape: Sequence[int], dtype: Any,
          domain: tuple[float, float] = (-2.0, 2.0)) -> np.ndarray:
-    dtype = np.dtype(dtype)
-    if dtype == np.bool_:
-        return rng.integers(0, 2, shape).astype(bool)
-    if dtype.kind in "iu":
-        return rng.integers(-3, 4, shape).astype(dtype)
-    return rng.uniform(*domain, shape).astype(dtype)
+    return random_values(rng, shape, dtype, domain, int_bound=3)
 
 
 def batched_operand(rng: np.random.Generator, dtype: Any, in_axis: int,
@@ -87,7 +79,7 @@ def test_every_reduction_primitive_has_a_batch_rule() -> None:
 @pytest.mark.parametrize("name,dtype", [(n, np.dtype(d).name) for n, ds in REDUCERS.items()
                                         for d in ds])
 def test_reducers_match_loop(name: str, dtype: str) -> None:
-    rng = rng_for(name, dtype)
+    rng = seeded_rng(name, dtype)
     fn = getattr(lax, name)
     for i, axes in enumerate(subsets(len(SHAPE))):
         in_axis = BATCH_AXES[i % len(BATCH_AXES)]
@@ -100,7 +92,7 @@ def test_reducers_match_loop(name: str, dtype: str) -> None:
 
 
 def test_reducers_with_nan_and_weak_types() -> None:
-    rng = rng_for("nan")
+    rng = seeded_rng("nan")
     x = batched_operand(rng, F32, 1)
     x[0, 0, 1, 2] = np.nan
     for fn in (lax.reduce_max, lax.reduce_min, lax.reduce_sum):
@@ -117,7 +109,7 @@ def test_reducers_with_nan_and_weak_types() -> None:
 @pytest.mark.parametrize("name", ["argmax", "argmin"])
 @pytest.mark.parametrize("dtype", [F32, I32, BOOL])
 def test_argminmax_match_loop(name: str, dtype: Any) -> None:
-    rng = rng_for(name, dtype)
+    rng = seeded_rng(name, dtype)
     fn = getattr(lax, name)
     for axis in range(len(SHAPE)):
         for j, in_axis in enumerate(BATCH_AXES):
@@ -130,7 +122,7 @@ def test_argminmax_match_loop(name: str, dtype: Any) -> None:
 
 
 def test_argminmax_int64_index(x64: None) -> None:
-    rng = rng_for("int64")
+    rng = seeded_rng("int64")
     x = batched_operand(rng, np.float64, 2)
     for fn in (lax.argmax, lax.argmin):
         check_vmap(lambda v: fn(v, 2, np.int64), [x], [2], -1, what=fn.__name__)
@@ -141,7 +133,7 @@ def test_argminmax_int64_index(x64: None) -> None:
                                         for d in ds])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_cumulative_match_loop(name: str, dtype: str, reverse: bool) -> None:
-    rng = rng_for(name, dtype, reverse)
+    rng = seeded_rng(name, dtype, reverse)
     fn = getattr(lax, name)
     domain = (0.5, 1.5) if name == "cumprod" else (-2.0, 2.0)
     for axis in range(len(SHAPE)):
@@ -167,7 +159,7 @@ NESTED_CASES = [
 @pytest.mark.parametrize("name,make", NESTED_CASES, ids=[c[0] for c in NESTED_CASES])
 @pytest.mark.parametrize("inner,outer", [(0, 0), (1, -1), (-1, 2), (3, 1)])
 def test_nested_vmap_matches_jax(name: str, make: Any, inner: int, outer: int) -> None:
-    rng = rng_for("nested", name, inner, outer)
+    rng = seeded_rng("nested", name, inner, outer)
     x = rand(rng, (2, 3, 4, 5, 6), F32, (0.5, 1.5))  # examples (.., .., ..) after two vmaps
     got = fgrad.vmap(fgrad.vmap(make(lax), inner), outer, out_axes=-1)(x)
     want = jax.vmap(jax.vmap(make(jlax), inner), outer, out_axes=-1)(x)
@@ -176,7 +168,7 @@ def test_nested_vmap_matches_jax(name: str, make: Any, inner: int, outer: int) -
 
 
 def test_jit_of_vmap_matches_eager() -> None:
-    rng = rng_for("jit")
+    rng = seeded_rng("jit")
     x = rand(rng, (2, 3, 4, 5), F32)
 
     def f(v: Any) -> Any:
@@ -216,7 +208,7 @@ def _out_shape(make: Any) -> tuple[int, ...]:
 
 @pytest.mark.parametrize("name,make", GRAD_CASES, ids=[c[0] for c in GRAD_CASES])
 def test_vmap_of_grad_matches_jax(name: str, make: Any, x64: None) -> None:
-    rng = rng_for("grad", name)
+    rng = seeded_rng("grad", name)
     x = rand(rng, (5, *SHAPE), np.float64, (0.5, 1.5))
     # one (jitted: JAX's eager vmap of these is slow) oracle; other batch axes are moved copies
     want = np.asarray(jax.jit(jax.vmap(jax.grad(_loss(jlax, make))))(x))
@@ -231,7 +223,7 @@ def test_vmap_of_grad_matches_jax(name: str, make: Any, x64: None) -> None:
 
 @pytest.mark.parametrize("name,make", GRAD_CASES, ids=[c[0] for c in GRAD_CASES])
 def test_grad_of_summed_vmap_matches_jax(name: str, make: Any, x64: None) -> None:
-    rng = rng_for("grad of vmap", name)
+    rng = seeded_rng("grad of vmap", name)
     x = rand(rng, (*SHAPE[:2], 5, SHAPE[2]), np.float64, (0.5, 1.5))
     axes = tuple(range(1 + len(_out_shape(make))))
     got = fgrad.grad(lambda v: lax.reduce_sum(lax.sin(fgrad.vmap(make(lax), 2)(v)), axes))(x)
@@ -242,7 +234,7 @@ def test_grad_of_summed_vmap_matches_jax(name: str, make: Any, x64: None) -> Non
 
 @pytest.mark.parametrize("size", [1, 0])
 def test_batch_sizes_one_and_zero(size: int) -> None:
-    rng = rng_for("sizes", size)
+    rng = seeded_rng("sizes", size)
     x = rand(rng, (2, size, 3, 4), F32)
 
     def f(lib: Any) -> Callable[[Any], Any]:
@@ -257,7 +249,7 @@ def test_batch_sizes_one_and_zero(size: int) -> None:
 
 
 def test_random_batch_axes_over_a_composite() -> None:
-    rng = rng_for("composite")
+    rng = seeded_rng("composite")
     for trial in range(6):
         (in_axis,) = random_in_axes(rng, [len(SHAPE)], allow_none=False)
         x = batched_operand(rng, F32, in_axis)

@@ -19,14 +19,13 @@ axis, a middle one) and batch sizes 0, 1 and 3:
 from __future__ import annotations
 
 import dataclasses
-import zlib
 from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from batch_util import check_vmap, nonlinear_sum, random_in_axes, with_batch_axis
+from batch_util import check_vmap, nonlinear_sum, random_in_axes, seeded_rng, with_batch_axis
 from jax_compare import assert_matches
 
 import fgrad
@@ -139,9 +138,6 @@ DIFF_CASES = [c for c in CASES if c.diff]
 
 # --- argument helpers ------------------------------------------------------------------------
 
-def _rng(*key: Any) -> np.random.Generator:
-    return np.random.default_rng(zlib.crc32(repr(key).encode()))
-
 
 def _values(rng: np.random.Generator, shape: Shape, dtype: Any) -> np.ndarray:
     dtype = np.dtype(dtype)
@@ -169,7 +165,7 @@ def _ndims(case: Case) -> list[int]:
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_vmap_matches_loop(case: Case) -> None:
-    rng = _rng("loop", case.name)
+    rng = seeded_rng("loop", case.name)
     for trial in range(6):
         axes = random_in_axes(rng, _ndims(case))
         args = _batched(rng, case, axes, size=(1, 3)[trial % 2])
@@ -180,7 +176,7 @@ def test_vmap_matches_loop(case: Case) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_vmap_matches_jax(case: Case) -> None:
-    rng = _rng("jax", case.name)
+    rng = seeded_rng("jax", case.name)
     for size in (0, 1, 3):
         axes = random_in_axes(rng, _ndims(case))
         args = _batched(rng, case, axes, size)
@@ -193,7 +189,7 @@ def test_vmap_matches_jax(case: Case) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_nested_vmap(case: Case) -> None:
-    rng = _rng("nested", case.name)
+    rng = seeded_rng("nested", case.name)
     for trial in range(3):
         inner = random_in_axes(rng, _ndims(case))
         outer = random_in_axes(rng, [n + (a is not None) for n, a in zip(_ndims(case), inner)])
@@ -213,7 +209,7 @@ def test_nested_vmap(case: Case) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_jit_of_vmap_equals_eager(case: Case) -> None:
-    rng = _rng("jit", case.name)
+    rng = seeded_rng("jit", case.name)
     for _ in range(2):
         axes = random_in_axes(rng, _ndims(case))
         args = _batched(rng, case, axes, 3)
@@ -229,7 +225,7 @@ def test_jit_of_vmap_equals_eager(case: Case) -> None:
 
 @pytest.mark.parametrize("case", DIFF_CASES, ids=str)
 def test_vmap_of_grad_matches_jax(case: Case, x64: None) -> None:
-    rng = _rng("vmap_grad", case.name)
+    rng = seeded_rng("vmap_grad", case.name)
     argnums = tuple(range(len(case.shapes)))
     g = fgrad.grad(lambda *xs: nonlinear_sum(case.fn(*xs)), argnums)
     jg = jax.grad(lambda *xs: nonlinear_sum(case.jax_fn(*xs)), argnums)
@@ -244,7 +240,7 @@ def test_vmap_of_grad_matches_jax(case: Case, x64: None) -> None:
 
 @pytest.mark.parametrize("case", DIFF_CASES, ids=str)
 def test_grad_of_summed_vmap_matches_jax(case: Case, x64: None) -> None:
-    rng = _rng("grad_vmap", case.name)
+    rng = seeded_rng("grad_vmap", case.name)
     argnums = tuple(range(len(case.shapes)))
     for _ in range(2):
         axes = tuple(random_in_axes(rng, _ndims(case)))
@@ -263,13 +259,13 @@ def test_second_order_under_vmap_matches_jax(x64: None) -> None:
         y = lib.lax.concatenate([lib.lax.slice(y, (0, 0), (4, 6), (2, 1)), y], 0)
         return nonlinear_sum(lib.lax.reshape(y, (y.shape[0] * y.shape[1],)))
 
-    u = _values(_rng("u"), (3, 4), np.float64)
+    u = _values(seeded_rng("u"), (3, 4), np.float64)
 
     def hvp(lib: Any) -> Callable[..., Any]:
         grad = lib.grad(lambda x, v: f(x, v, lib), (0, 1))
         return lib.grad(lambda x, v: (grad(x, v)[0] * u).sum() + grad(x, v)[1], (0, 1))
 
-    rng = _rng("hvp")
+    rng = seeded_rng("hvp")
     x, v = _values(rng, (3, 4, 5), np.float64), _values(rng, (5,), np.float64)
     got = fgrad.vmap(hvp(fgrad), in_axes=(2, 0))(x, v)
     want = jax.jit(jax.vmap(hvp(jax), in_axes=(2, 0)))(x, v)
@@ -331,7 +327,7 @@ def test_reshape_moves_the_batch_axis_only_when_it_must() -> None:
     # (2, B, 3) -> (3, 2): no prefix of (3, 2) holds the 2 elements before the batch axis.
     names, out_dim, _ = _rule_eqns(shape_prims.reshape_p, [_x(2, B, 3)], [1], new_sizes=(3, 2))
     assert names == ["transpose", "reshape"] and out_dim == 0
-    check_vmap(lambda x: lax.reshape(x, (3, 2)), [_values(_rng("r"), (2, 4, 3), np.float32)],
+    check_vmap(lambda x: lax.reshape(x, (3, 2)), [_values(seeded_rng("r"), (2, 4, 3), np.float32)],
                [1], 0)
 
 
@@ -391,7 +387,7 @@ def test_iota_is_never_batched() -> None:
 @pytest.mark.parametrize("x_weak,v_weak", [(True, True), (True, False), (False, True)])
 @pytest.mark.parametrize("axes", [(0, 0), (None, 0), (1, None), (-1, 0)])
 def test_pad_weak_types_under_vmap(x_weak: bool, v_weak: bool, axes: tuple[Any, Any]) -> None:
-    rng = _rng("weak", x_weak, v_weak, axes)
+    rng = seeded_rng("weak", x_weak, v_weak, axes)
     case = CASES[[c.name for c in CASES].index(f"pad_{PAD_CONFIGS[1]}")]
     x, v = _batched(rng, case, axes, 3)
     args = [fgrad.Array(x, x_weak), fgrad.Array(v, v_weak)]

@@ -21,14 +21,20 @@ batch axes (``None``, 0, the last, a middle one) and batch sizes 0, 1 and 3:
 from __future__ import annotations
 
 import dataclasses
-import zlib
 from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from batch_util import check_vmap, loop_and_stack, nonlinear_sum, random_in_axes, with_batch_axis
+from batch_util import (
+    check_vmap,
+    loop_and_stack,
+    nonlinear_sum,
+    random_in_axes,
+    seeded_rng,
+    with_batch_axis,
+)
 from jax import lax as jlax
 from jax_compare import assert_matches
 from jit_compare import assert_matches_eager
@@ -162,9 +168,6 @@ JAX_CASES = [c for c in CASES if c.jax_fn is not None]
 
 # --- argument helpers ------------------------------------------------------------------------
 
-def _rng(*key: Any) -> np.random.Generator:
-    return np.random.default_rng(zlib.crc32(repr(key).encode()))
-
 
 def _values(rng: np.random.Generator, shape: Shape, dtype: Any) -> np.ndarray:
     dtype = np.dtype(dtype)
@@ -192,7 +195,7 @@ def _ndims(case: Case) -> list[int]:
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_vmap_matches_loop(case: Case) -> None:
-    rng = _rng("loop", case.name)
+    rng = seeded_rng("loop", case.name)
     for trial in range(5):
         axes = random_in_axes(rng, _ndims(case))
         args = _batched(rng, case, axes, size=(1, 3)[trial % 2])
@@ -203,7 +206,7 @@ def test_vmap_matches_loop(case: Case) -> None:
 
 @pytest.mark.parametrize("case", JAX_CASES, ids=str)
 def test_vmap_matches_jax(case: Case) -> None:
-    rng = _rng("jax", case.name)
+    rng = seeded_rng("jax", case.name)
     for size in (0, 1, 3):
         axes = random_in_axes(rng, _ndims(case))
         args = _batched(rng, case, axes, size)
@@ -216,7 +219,7 @@ def test_vmap_matches_jax(case: Case) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_nested_vmap(case: Case) -> None:
-    rng = _rng("nested", case.name)
+    rng = seeded_rng("nested", case.name)
     for trial in range(2):
         inner = random_in_axes(rng, _ndims(case))
         outer = random_in_axes(rng, [n + (a is not None) for n, a in zip(_ndims(case), inner)])
@@ -237,7 +240,7 @@ def test_nested_vmap(case: Case) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_jit_of_vmap_equals_eager(case: Case) -> None:
-    rng = _rng("jit", case.name)
+    rng = seeded_rng("jit", case.name)
     axes = random_in_axes(rng, _ndims(case))
     args = _batched(rng, case, axes, 3)
     f = fgrad.vmap(case.fn, in_axes=tuple(axes), out_axes=-1)
@@ -252,7 +255,7 @@ def test_jit_of_vmap_equals_eager(case: Case) -> None:
 
 @pytest.mark.parametrize("case", DIFF_CASES, ids=str)
 def test_vmap_of_grad(case: Case, x64: None) -> None:
-    rng = _rng("vmap_grad", case.name)
+    rng = seeded_rng("vmap_grad", case.name)
     argnums = tuple(range(len(case.shapes)))
     g = fgrad.grad(lambda *xs: nonlinear_sum(case.fn(*xs)), argnums)
     jg = jax.grad(lambda *xs: nonlinear_sum(case.jax_fn(*xs)), argnums)
@@ -268,7 +271,7 @@ def test_vmap_of_grad(case: Case, x64: None) -> None:
 
 @pytest.mark.parametrize("case", DIFF_CASES, ids=str)
 def test_grad_of_summed_vmap(case: Case, x64: None) -> None:
-    rng = _rng("grad_vmap", case.name)
+    rng = seeded_rng("grad_vmap", case.name)
     argnums = tuple(range(len(case.shapes)))
     axes = tuple(random_in_axes(rng, _ndims(case)))
     args = _batched(rng, case, axes, 3, np.float64)
@@ -296,7 +299,7 @@ def test_max_pool_hessian_vector_products_under_vmap(x64: None) -> None:
         grad = lib.grad(f)
         return lambda x, u: lib.jvp(grad, (x,), (u,))[1]
 
-    rng = _rng("hvp")
+    rng = seeded_rng("hvp")
     x, u = _values(rng, (4, 3, 5), np.float64), _values(rng, (3, 5), np.float64)
     for axes in [(1, None), (-1, None), (0, None)]:
         xb = np.moveaxis(x, 0, axes[0])
