@@ -238,10 +238,10 @@ class EvalTrace(Trace):
         out_avals = self._out_avals(prim, key, params)
         out = prim.impl(*values, **params)
         if prim.multiple_results:
-            return [_wrap(o, a) for o, a in zip(out, out_avals)]
-        if type(out) is np.ndarray and out.dtype == out_avals.dtype:  # _wrap, inlined
+            return [wrap_result(o, a) for o, a in zip(out, out_avals)]
+        if type(out) is np.ndarray and out.dtype == out_avals.dtype:  # wrap_result, inlined
             return Array(out, out_avals.weak_type)
-        return _wrap(out, out_avals)
+        return wrap_result(out, out_avals)
 
     def _out_avals(self, prim: Primitive, key: list[Any], params: dict[str, Any]) -> Any:
         if not prim.cache_abstract_eval:
@@ -282,7 +282,8 @@ def _avals_from_key(key: list[Any]) -> list[ShapedArray]:
     return [ShapedArray(*types[i:i + 3]) for i in range(0, len(types), 3)]
 
 
-def _wrap(value: Any, aval: ShapedArray) -> Array:
+def wrap_result(value: Any, aval: ShapedArray) -> Array:
+    """A primitive's concrete result as an fgrad ``Array`` of the promised type."""
     if type(value) is not np.ndarray or value.dtype != aval.dtype:
         value = np.asarray(value, dtype=aval.dtype)
     return Array(value, aval.weak_type)

@@ -234,15 +234,21 @@ def _run_steps(steps: Any, buffers: dict[str, np.ndarray]) -> None:
             LIBRARY[step.name](step, buffers)
 
 
+def gemm_operands(call: Any, a: Any, b: Any) -> tuple[Any, Any]:
+    """The flat buffers of a ``gemm`` as stacks of matrices, transposed as its flags say
+    (views, for numpy and cupy alike): ``out = a @ b`` per batch."""
+    batch, m, n, k = (call.param(p) for p in ("batch", "m", "n", "k"))
+    a = a.reshape((batch, k, m) if call.param("trans_a") else (batch, m, k))
+    b = b.reshape((batch, n, k) if call.param("trans_b") else (batch, k, n))
+    return (a.transpose(0, 2, 1) if call.param("trans_a") else a,
+            b.transpose(0, 2, 1) if call.param("trans_b") else b)
+
+
 def _gemm(call: Any, buffers: dict[str, np.ndarray]) -> None:
     a_name, b_name, out_name = call.args
-    batch, m, n, k = (call.param(p) for p in ("batch", "m", "n", "k"))
-    a = buffers[a_name].reshape((batch, k, m) if call.param("trans_a") else (batch, m, k))
-    b = buffers[b_name].reshape((batch, n, k) if call.param("trans_b") else (batch, k, n))
-    a = a.transpose(0, 2, 1) if call.param("trans_a") else a
-    b = b.transpose(0, 2, 1) if call.param("trans_b") else b
     out = buffers[out_name]
-    out[:] = np.matmul(a, b).astype(out.dtype).reshape(-1)
+    out[:] = np.matmul(*gemm_operands(call, buffers[a_name], buffers[b_name])
+                       ).astype(out.dtype).reshape(-1)
 
 
 def _host_call(call: Any, buffers: dict[str, np.ndarray]) -> None:
@@ -256,4 +262,4 @@ def _host_call(call: Any, buffers: dict[str, np.ndarray]) -> None:
 
 LIBRARY: dict[str, Any] = {"gemm": _gemm, "host_call": _host_call}
 
-__all__ += ["run_program", "LIBRARY"]
+__all__ += ["run_program", "gemm_operands", "LIBRARY"]

@@ -36,7 +36,8 @@ from fgrad.core.jaxpr import ClosedJaxpr, Jaxpr
 from fgrad.core.primitive import Primitive
 from fgrad.core.pytree import tree_flatten, tree_unflatten
 from fgrad.core.staging import trace_to_jaxpr
-from fgrad.core.trace import Tracer, current_trace, eval_trace, set_current_trace
+from fgrad.core.trace import (
+    Tracer, current_trace, eval_trace, set_current_trace, wrap_result)
 from fgrad.transforms import api_util
 
 # --- backends --------------------------------------------------------------------------
@@ -405,10 +406,9 @@ class Jitted:
         closed, out_tree, runner = self._fast[key]
         self._hits += 1
         outs = runner(closed, raw)
-        return tree_unflatten(out_tree, [
-            Array(v if type(v) is np.ndarray and v.dtype == aval.dtype
-                  else np.asarray(v, aval.dtype), aval.weak_type)
-            for v, aval in zip(outs, closed.out_avals)])
+        # wrapped as the eval trace wraps a primitive's results
+        return tree_unflatten(out_tree, [wrap_result(v, aval)
+                                         for v, aval in zip(outs, closed.out_avals)])
 
     def lower(self, *args: Any, **kwargs: Any) -> Lowered:
         closed, _, _ = self.trace(*args, **kwargs)

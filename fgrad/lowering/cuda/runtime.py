@@ -50,6 +50,7 @@ from fgrad.lowering.cuda.device import (
 )
 from fgrad.lowering.cuda.render import CudaKernel, render_program
 from fgrad.lowering.host_calls import run_impl
+from fgrad.lowering.interpret import gemm_operands
 from fgrad.lowering.kernel_ir import Kernel
 from fgrad.lowering.schedule import Branch, LibraryCall, Program, Repeat, Step, WhileLoop
 
@@ -142,16 +143,6 @@ class CudaExecutable:
                               np.asarray(result, dtype=self.program.buffers[name].dtype))
 
 
-def gemm_operands(call: LibraryCall, a: Any, b: Any) -> tuple[Any, Any]:
-    """The flat buffers of a ``gemm`` as stacks of matrices, transposed as its flags say
-    (views, for numpy and cupy alike): ``out = a @ b`` per batch."""
-    batch, m, n, k = (call.param(p) for p in ("batch", "m", "n", "k"))
-    a = a.reshape((batch, k, m) if call.param("trans_a") else (batch, m, k))
-    b = b.reshape((batch, n, k) if call.param("trans_b") else (batch, k, n))
-    return (a.transpose(0, 2, 1) if call.param("trans_a") else a,
-            b.transpose(0, 2, 1) if call.param("trans_b") else b)
-
-
 # --- the jit backends ----------------------------------------------------------------------------
 
 _devices: dict[str, KernelDevice] = {}
@@ -206,5 +197,5 @@ def run_emulated(closed: ClosedJaxpr, args: Sequence[Any]) -> list[Any]:
     return executable(closed, "cuda_emulator")(_unwrap(args))
 
 
-__all__ = ["CudaExecutable", "backend_device", "executable", "gemm_operands", "run_cuda",
+__all__ = ["CudaExecutable", "backend_device", "executable", "run_cuda",
            "run_emulated"]
