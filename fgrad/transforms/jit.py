@@ -36,8 +36,7 @@ from fgrad.core.jaxpr import ClosedJaxpr, Jaxpr
 from fgrad.core.primitive import Primitive
 from fgrad.core.pytree import tree_flatten, tree_unflatten
 from fgrad.core.staging import trace_to_jaxpr
-from fgrad.core.trace import (
-    Tracer, current_trace, eval_trace, set_current_trace, wrap_result)
+from fgrad.core.trace import Tracer, current_trace, eval_trace, set_current_trace, wrap_result
 from fgrad.transforms import api_util
 
 # --- backends --------------------------------------------------------------------------
