@@ -81,7 +81,8 @@ def _debug_print(closed: ClosedJaxpr, exe: Any) -> None:
         print(describe(closed, stage), file=sys.stderr)
 
 
-register_backend("cpu", run_cpu, default_priority=1)
+register_backend("cpu", run_cpu, default_priority=1,
+                 prepare=lambda closed: _cpu_executable(closed).run_direct)
 
 
 # --- "cuda" and "cuda_emulator": the same kernels as CUDA C (lowering/cuda/) ------------------

@@ -34,7 +34,7 @@ from fgrad.core.dtypes import canonicalize_dtype
 from fgrad.core.errors import FgradTypeError, api_boundary
 from fgrad.core.jaxpr import ClosedJaxpr, Jaxpr
 from fgrad.core.primitive import Primitive
-from fgrad.core.pytree import tree_flatten, tree_unflatten
+from fgrad.core.pytree import tree_flatten, tree_unflatten, treedef_is_leaf
 from fgrad.core.staging import trace_to_jaxpr
 from fgrad.core.trace import Tracer, current_trace, eval_trace, set_current_trace, wrap_result
 from fgrad.transforms import api_util
@@ -42,22 +42,30 @@ from fgrad.transforms import api_util
 # --- backends --------------------------------------------------------------------------
 
 Runner = Callable[[ClosedJaxpr, Sequence[Any]], list[Any]]
+Prepared = Callable[[Sequence[np.ndarray]], list[Any]]
 _backends: dict[str, Runner] = {}
+_preparers: dict[str, Callable[[ClosedJaxpr], Prepared]] = {}
 # Backends that may be chosen by default, best first, each with its availability probe.
 _default_candidates: list[tuple[int, str, Callable[[], bool]]] = []
 _auto_choice: str | None = None
 
 
 def register_backend(name: str, runner: Runner, *, default_priority: int | None = None,
-                     available: Callable[[], bool] = lambda: True) -> None:
+                     available: Callable[[], bool] = lambda: True,
+                     prepare: Callable[[ClosedJaxpr], Prepared] | None = None) -> None:
     """Make ``jit(..., backend=name)`` run jaxprs with ``runner(closed_jaxpr, args)``.
 
     With ``default_priority``, the backend is a candidate for the default: the
     available candidate with the highest priority wins (``available`` is
     asked once, lazily, at the first ``jit`` call that needs the default).
+    ``prepare(closed_jaxpr)``, if given, returns the runner specialized to one
+    jaxpr for jit's fast path: a function of the arguments as numpy arrays of
+    exactly the jaxpr's input types (by default ``runner`` with the jaxpr bound).
     """
     global _auto_choice
     _backends[name] = runner
+    if prepare is not None:
+        _preparers[name] = prepare
     if default_priority is not None:
         _default_candidates.append((default_priority, name, available))
         _default_candidates.sort(key=lambda c: -c[0])
@@ -238,6 +246,23 @@ class CacheInfo:
         return f"CacheInfo(hits={self.hits}, misses={self.misses}, currsize={self.currsize})"
 
 
+def _typed_values(xs: Sequence[Any], key: list[Any]) -> list[np.ndarray] | None:
+    """The numpy values of ``xs`` if all are arrays (appending their types to ``key``)."""
+    raw = []
+    for x in xs:
+        t = type(x)
+        if t is Array:
+            value = x._value
+            key += (value.shape, value.dtype, x.weak_type)
+        elif t is np.ndarray:
+            value = x
+            key += (value.shape, value.dtype, False)
+        else:
+            return None
+        raw.append(value)
+    return raw
+
+
 class Jitted:
     """The result of ``jit(fun)``: call it like ``fun``."""
 
@@ -303,7 +328,7 @@ class Jitted:
         name = api_util.fun_name(self.fun)
         leaves = api_util.canonicalize_leaves(leaves, f"jit({name})")
         avals = tuple(get_aval(x) for x in leaves)
-        key = (in_tree, avals, static)
+        key = (in_tree, avals, static, config.enable_x64)  # x64 changes default dtypes
         entry = self._cache.get(key)
         if entry is None:
             self._misses += 1
@@ -325,8 +350,10 @@ class Jitted:
 
     def _what_changed(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         """Name the arguments whose type (or static value) differs from the previous compile."""
-        old_tree, old_avals, old_static = self._last_key
-        new_tree, new_avals, new_static = key
+        old_tree, old_avals, old_static, old_x64 = self._last_key
+        new_tree, new_avals, new_static, new_x64 = key
+        if old_x64 != new_x64:
+            return f"enable_x64 changed from {old_x64} to {new_x64}"
         if old_tree != new_tree:
             return f"the arguments' pytree structure changed from {old_tree} to {new_tree}"
         if old_static != new_static:
@@ -363,51 +390,53 @@ class Jitted:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if config.disable_jit:
             return self.fun(*args, **kwargs)
+        fast_key = None if kwargs else self._fast_key(args)
+        if fast_key is not None:
+            entry = self._fast.get(fast_key[0])
+            if entry is not None:
+                self._hits += 1
+                run, out_tree, out_avals = entry
+                outs = [wrap_result(v, aval) for v, aval in zip(run(fast_key[1]), out_avals)]
+                return outs[0] if out_tree is None else tree_unflatten(out_tree, outs)
         backend = self.backend or default_backend()
-        fast_key = None if kwargs else self._fast_key(args, backend)
-        if fast_key is not None and fast_key[0] in self._fast:
-            return self._run_fast(fast_key)
         closed, out_tree, leaves = self.trace(*args, **kwargs)
         closed, hoisted = hoist_tracer_consts(closed)
         runner = _get_runner(backend)  # fail early on an unknown backend name
         outs = jit_p.bind(*hoisted, *leaves, jaxpr=closed, name=api_util.fun_name(self.fun),
                           backend=backend)
-        if fast_key is not None and not hoisted:
-            self._fast[fast_key[0]] = (closed, out_tree, runner)
+        if fast_key is not None and not hoisted and all(
+                v.dtype == canonicalize_dtype(v.dtype) for v in fast_key[1]):
+            prepare = _preparers.get(backend)
+            run = prepare(closed) if prepare else functools.partial(runner, closed)
+            self._fast[fast_key[0]] = (run, None if treedef_is_leaf(out_tree) else out_tree,
+                                       closed.out_avals)
         return tree_unflatten(out_tree, outs)
 
     # The fast path: a training loop calls the same function with concrete arrays of
     # the same types over and over. Once such a call has been traced and compiled, the
-    # next ones go from the arguments' types straight to the backend, skipping
+    # next ones go from the arguments' types straight to the backend's prepared program
+    # (for "cpu", one native call that checks the arrays itself), skipping
     # canonicalization, the trace cache and `bind` (what `jit_p.bind` would do on the
     # eval trace, with the same result).
 
-    def _fast_key(self, args: tuple[Any, ...], backend: str) -> Any:
-        """(key, raw values) when every argument is a concrete array of canonical type
-        and no transform is tracing, else None (the general path handles the rest)."""
+    def _fast_key(self, args: tuple[Any, ...]) -> Any:
+        """(key, raw values) when every argument is a concrete array and no transform is
+        tracing, else None (the general path handles the rest).
+
+        The key holds each array's shape, dtype and weak type, the backend and the
+        x64 flag; and the arguments' pytree structure unless every argument is an
+        array itself (the common case, keyed without flattening)."""
         if self.static_argnums or current_trace() is not eval_trace:
             return None
-        leaves, in_tree = tree_flatten(args)
-        types, raw = [], []
-        for x in leaves:
-            if type(x) is Array:
-                value, weak = x._value, x.weak_type
-            elif type(x) is np.ndarray and x.dtype == canonicalize_dtype(x.dtype):
-                value, weak = x, False
-            else:
+        key: list[Any] = [self.backend or default_backend(), config.enable_x64]
+        raw = _typed_values(args, key)
+        if raw is None:
+            leaves, in_tree = tree_flatten(args)
+            key = [in_tree, *key]
+            raw = _typed_values(leaves, key)
+            if raw is None:
                 return None
-            types.append((value.shape, value.dtype, weak))
-            raw.append(value)
-        return (in_tree, tuple(types), backend, config.enable_x64), raw
-
-    def _run_fast(self, fast_key: Any) -> Any:
-        key, raw = fast_key
-        closed, out_tree, runner = self._fast[key]
-        self._hits += 1
-        outs = runner(closed, raw)
-        # wrapped as the eval trace wraps a primitive's results
-        return tree_unflatten(out_tree, [wrap_result(v, aval)
-                                         for v, aval in zip(outs, closed.out_avals)])
+        return tuple(key), raw
 
     def lower(self, *args: Any, **kwargs: Any) -> Lowered:
         closed, _, _ = self.trace(*args, **kwargs)

@@ -64,6 +64,12 @@ class Compiled:
     def optimized_ir(self) -> str:
         return "\n".join(map(str, self._modules))
 
+    def function_address(self, name: str) -> int:
+        """The address of another function of the program's modules."""
+        _, engine = _engine()
+        with _lock:
+            return engine.get_function_address(name)
+
     def assembly(self) -> str:
         tm, _ = _engine()
         return "\n".join(tm.emit_assembly(m) for m in self._modules)

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fgrad.lowering.cpu_llvm import objects
 from fgrad.lowering.cpu_llvm.compile import Compiled, compile_modules
 from fgrad.lowering.cpu_llvm.program import render_program
 from fgrad.lowering.host_calls import raise_pending
@@ -42,12 +43,10 @@ class CpuExecutable:
     def __init__(self, program: Program) -> None:
         self.program = program
         name = f"fgrad_entry_{next(_ids)}"
-        self.modules = render_program(program, name)
-        self.compiled: Compiled = compile_modules(self.modules)
-        self._entry = _ENTRY_TYPE(self.compiled.address)
         names = list(program.buffers)
         slot = {n: i for i, n in enumerate(names)}
         self._inputs = [(slot[n], program.buffers[n]) for n in program.inputs]
+        self._outputs = [(slot[n], program.buffers[n]) for n in program.outputs]
         # The table of buffer addresses the entry point reads: the constants' are fixed.
         self._consts = [np.ascontiguousarray(c).reshape(-1) for c in program.consts.values()]
         self._table = np.zeros(len(names), np.uint64)
@@ -63,8 +62,25 @@ class CpuExecutable:
         self._arena_bytes = offset + 64 if temps else 0
         self._temp_slots = np.array([i for i, _ in temps], np.int64)
         self._temp_offsets = np.array([off for _, off in temps], np.uint64)
-        self._outputs = [(slot[n], program.buffers[n]) for n in program.outputs]
         self._host_calls = _has_host_calls(program.steps)
+
+        self.modules = render_program(program, name)
+        direct = objects.layout() is not None
+        if direct:  # the object entry: see objects.py
+            objects.register_symbols()
+            direct_name = objects.render_object_entry(
+                self.modules.cheap, name, len(names),
+                [(i, b.shape, b.dtype) for i, b in self._inputs], [i for i, _ in self._outputs],
+                [slot[n] for n in program.consts], temps, offset)
+        self.compiled: Compiled = compile_modules(self.modules)
+        self._entry = _ENTRY_TYPE(self.compiled.address)
+        self._out_types = [(b.shape, b.dtype) for _, b in self._outputs]
+        self._direct = None
+        if direct:
+            nargs = len(self._inputs) + len(self._outputs) + 1
+            self._direct = ctypes.CFUNCTYPE(ctypes.c_int, *[ctypes.c_void_p] * nargs)(
+                self.compiled.function_address(direct_name))
+            self._table_address = address(self._table)
 
     def __call__(self, args: Sequence[Any]) -> list[np.ndarray]:
         if len(args) != len(self._inputs):
@@ -94,6 +110,25 @@ class CpuExecutable:
         self._entry(address(table))
         if self._host_calls:
             raise_pending()  # an exception inside a host call surfaces here
+        return outs
+
+
+    def run_direct(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Run with ``args``, numpy arrays of the compiled shapes and dtypes (the caller
+        has matched them, as jit's fast path does): the object entry checks them again
+        natively, and any it refuses (a non-contiguous array, say) take ``__call__``."""
+        direct = self._direct
+        if direct is None or len(args) != len(self._inputs):
+            return self(args)
+        outs = [np.empty(shape, dtype) for shape, dtype in self._out_types]
+        status = direct(*map(id, args), *map(id, outs), self._table_address)
+        if status:
+            if status < 0:
+                raise MemoryError(f"compiled program: could not allocate "
+                                  f"{self._arena_bytes} bytes of temporaries")
+            return self(args)
+        if self._host_calls:
+            raise_pending()
         return outs
 
 

@@ -1,0 +1,141 @@
+"""The object entry point (fgrad/lowering/cpu_llvm/objects.py): jit's fast path hands
+the arrays themselves to native code, which reads and checks their fields before it
+touches their memory. Every array it refuses must take the checked table path and
+give the same result (or the same clear error); none may crash or compute wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import fgrad
+import fgrad.numpy as fnp
+from fgrad.config import config
+from fgrad.lowering.cpu_llvm import objects
+from fgrad.lowering.cpu_llvm.runtime import CpuExecutable
+from fgrad.lowering.schedule import schedule
+
+
+def body(x: Any, y: Any) -> Any:
+    # exp(x) is used twice after a reduction: a temporary buffer, so the arena is used
+    e = fnp.exp(x)
+    return e / fnp.sum(e, axis=1, keepdims=True) + y, fnp.max(x)
+
+
+X = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+Y = np.arange(3, dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def exe() -> CpuExecutable:
+    return CpuExecutable(schedule(fgrad.make_jaxpr(body)(X, Y)))
+
+
+def expected(x: Any, y: Any) -> list[np.ndarray]:
+    return [np.asarray(v) for v in fgrad.jit(body, backend="interpret")(x, y)]
+
+
+def status(exe: CpuExecutable, *args: Any) -> int:
+    """What the object entry answers for ``args`` (0: it ran; k: it refused argument k)."""
+    outs = [np.empty(shape, dtype) for shape, dtype in exe._out_types]
+    assert exe._direct is not None
+    return exe._direct(*map(id, args), *map(id, outs), exe._table_address)
+
+
+def test_the_array_layout_is_confirmed_on_this_build(exe: CpuExecutable) -> None:
+    # CPython and numpy's array struct: without this, the fast path would quietly fall
+    # back to the slower table of addresses
+    assert objects.layout() is not None and exe._direct is not None
+    assert exe._arena_bytes > 0  # the program has temporaries: the entry mallocs them
+
+
+def test_matching_arrays_run_natively_with_the_same_results(exe: CpuExecutable) -> None:
+    assert status(exe, X, Y) == 0
+    for _ in range(3):  # fresh outputs and a fresh arena every call
+        got = exe.run_direct([X, Y])
+        for g, w in zip(got, expected(X, Y)):
+            np.testing.assert_allclose(g, w, rtol=1e-6)
+    a, b = exe.run_direct([X, Y]), exe.run_direct([X, Y])
+    assert not np.shares_memory(a[0], b[0])
+
+
+class Sub(np.ndarray):
+    pass
+
+
+def unaligned(x: np.ndarray) -> np.ndarray:
+    raw = np.zeros(x.nbytes + 1, np.uint8)
+    out = np.frombuffer(raw.data, dtype=x.dtype, count=x.size, offset=1).reshape(x.shape)
+    out[...] = x
+    assert not out.flags.aligned
+    return out
+
+
+@pytest.mark.parametrize("make, position", [
+    (lambda: (np.asfortranarray(X), Y), 1),                      # not C-contiguous
+    (lambda: (X, np.arange(6, dtype=np.float32)[::2]), 2),       # strided
+    (lambda: (unaligned(X), Y), 1),                              # misaligned
+    (lambda: (X.view(Sub), Y), 1),                               # an ndarray subclass
+])
+def test_refused_arrays_take_the_checked_path(exe: CpuExecutable, make: Any,
+                                              position: int) -> None:
+    args = make()
+    assert status(exe, *args) == position
+    for g, w in zip(exe.run_direct(list(args)), expected(np.asarray(args[0]),
+                                                         np.asarray(args[1]))):
+        np.testing.assert_allclose(g, w, rtol=1e-6)
+
+
+@pytest.mark.parametrize("args, position, message", [
+    ((X.astype(np.float64), Y), 1, r"in0 must be float32\[2, 3\], got float64\[2, 3\]"),
+    ((X, np.arange(4, dtype=np.float32)), 2, r"float32\[3\], got float32\[4\]"),
+    ((X.reshape(3, 2), Y), 1, r"float32\[2, 3\], got float32\[3, 2\]"),
+    ((X.reshape(-1), Y), 1, r"float32\[2, 3\], got float32\[6\]"),
+    (([[1.0, 2.0, 3.0]] * 2, Y), 1, r"float32\[2, 3\], got float64\[2, 3\]"),
+])
+def test_wrong_types_are_refused_natively_and_reported(exe: CpuExecutable, args: Any,
+                                                       position: int, message: str) -> None:
+    assert status(exe, *args) == position  # refused before any of its memory is read
+    with pytest.raises(TypeError, match=message):
+        exe.run_direct(list(args))
+
+
+def test_jit_fast_path_with_arrays_the_entry_refuses() -> None:
+    f = fgrad.jit(body, backend="cpu")
+    want = expected(X, Y)
+    f(X, Y)
+    for x in (X, np.asfortranarray(X), unaligned(X), X.view(Sub), fnp.asarray(X)):
+        got = f(x, Y)
+        for g, w in zip(got, want):
+            assert type(g) is fgrad.Array
+            np.testing.assert_allclose(np.asarray(g), w, rtol=1e-6)
+    assert f.cache_info().misses == 1
+
+
+def test_fast_path_respects_disable_jit_and_x64() -> None:
+    calls = []
+
+    def traced(x: Any) -> Any:
+        calls.append(1)
+        return x * 2.0 + fnp.zeros(x.shape)  # float64 zeros under x64
+
+    f = fgrad.jit(traced, backend="cpu")
+    f(X)
+    f(X)
+    assert len(calls) == 1
+    config.update("disable_jit", True)
+    try:
+        np.testing.assert_array_equal(np.asarray(f(X)), X * 2.0)
+        assert len(calls) == 2  # ran op by op, not the compiled program
+    finally:
+        config.update("disable_jit", False)
+    x64 = config.enable_x64
+    config.update("enable_x64", not x64)
+    try:
+        out = f(X)
+        assert out.dtype == (np.float32 if x64 else np.float64)  # traced again, for x64
+        assert len(calls) == 3
+    finally:
+        config.update("enable_x64", x64)
