@@ -189,22 +189,35 @@ def imax(a: Idx | int, b: Idx | int) -> Idx:
         Idx("max", (a, b))
 
 
+def _compare(op: str, a: Idx | int, b: Idx | int) -> Idx:
+    a, b = as_idx(a), as_idx(b)
+    if a.is_const() and b.is_const():  # decided while scheduling: 0 or 1
+        x, y = a.args[0], b.args[0]
+        return const({"lt": x < y, "ge": x >= y, "eq": x == y}[op])
+    return Idx(op, (a, b))
+
+
 def lt(a: Idx | int, b: Idx | int) -> Idx:
-    return Idx("lt", (as_idx(a), as_idx(b)))
+    return _compare("lt", a, b)
 
 
 def ge(a: Idx | int, b: Idx | int) -> Idx:
-    return Idx("ge", (as_idx(a), as_idx(b)))
+    return _compare("ge", a, b)
 
 
 def eq(a: Idx | int, b: Idx | int) -> Idx:
-    return Idx("eq", (as_idx(a), as_idx(b)))
+    return _compare("eq", a, b)
 
 
-def all_of(conds: Sequence[Idx]) -> Idx | None:
-    """The conjunction of ``conds`` (None when there are none: always true)."""
+def all_of(conds: Sequence[Idx | None]) -> Idx | None:
+    """The conjunction of ``conds`` (None when there are none, or all are always true;
+    ``const(0)`` when one is never true). A None among ``conds`` is always true."""
     out: Idx | None = None
     for c in conds:
+        if c is None or (c.is_const() and c.args[0]):
+            continue
+        if c.is_const():
+            return const(0)
         out = c if out is None else Idx("and", (out, c))
     return out
 
@@ -285,6 +298,32 @@ class AccRef:
 
 
 Value = Union[Const, Load, Alu, Cast, IndexValue, AccRef]
+
+
+def flag(cond: Idx) -> Value:
+    """An index condition (0 or 1) as a bool value."""
+    if cond.is_const():
+        return Const(np.bool_(cond.args[0]), np.dtype(bool))
+    return Cast(IndexValue(cond, np.dtype(np.int64)), np.dtype(bool))
+
+
+def select(cond: Idx | None, if_true: Value, if_false: Value) -> Value:
+    """``cond ? if_true : if_false`` for an index condition (None: always true); a
+    condition known while scheduling picks its side at once."""
+    if cond is None or cond.is_const():
+        return if_true if cond is None or cond.args[0] else if_false
+    return Alu(ScalarOp.WHERE, (flag(cond), if_true, if_false), if_true.dtype)
+
+
+def masked_load(buf: str, index: Idx, dtype: np.dtype, mask: Idx | None,
+                fill: Any = 0) -> Value:
+    """``buf[index]`` where ``mask`` holds, else ``fill`` (a mask that never holds reads
+    nothing: the fill itself)."""
+    if mask is not None and mask.is_const():
+        if not mask.args[0]:
+            return Const(np.asarray(fill).astype(dtype)[()], np.dtype(dtype))
+        mask = None
+    return Load(buf, index, dtype, mask, fill)
 
 
 def alu(op: ScalarOp, *args: Value) -> Alu:
@@ -456,6 +495,7 @@ def _fmt(v: Any, names: dict[int, str]) -> str:
 
 
 __all__ = ["ScalarOp", "UNARY", "BINARY", "COMPARE", "TERNARY", "REDUCE_OPS", "Idx", "var",
-           "const", "as_idx", "from_value", "imin", "imax", "lt", "ge", "eq", "all_of", "Const", "Load", "Alu", "Cast",
-           "IndexValue", "AccRef", "Value", "alu", "Loop", "Store", "DefineAcc", "Accumulate",
-           "Stmt", "Param", "Kernel"]
+           "const", "as_idx", "from_value", "imin", "imax", "lt", "ge", "eq", "all_of", "Const",
+           "Load", "Alu", "Cast", "IndexValue", "AccRef", "Value", "flag", "select",
+           "masked_load", "alu", "Loop", "Store", "DefineAcc", "Accumulate", "Stmt", "Param",
+           "Kernel"]

@@ -41,7 +41,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from fgrad.lowering.kernel_ir import (
-    Alu, Cast, Const, Idx, IndexValue, Load, ScalarOp, Store, Value, all_of, as_idx, eq, ge, lt)
+    Cast, Const, Idx, Load, ScalarOp, Store, Value, all_of, as_idx, eq, ge, lt,
+    select)
 from fgrad.lowering.lower_dot import as_matrices, dot_loops
 from fgrad.lowering.lower_rules import _reshape, _transpose, _wide
 from fgrad.lowering.schedule import (
@@ -188,19 +189,14 @@ def _bounds(p: Idx, lo: int, hi: int, start: int, stop: int) -> list[Idx]:
     return ([ge(p, start)] if lo < start else []) + ([lt(p, stop)] if hi >= stop else [])
 
 
-def _flag(cond: Idx) -> Value:
-    return Cast(IndexValue(cond, np.dtype(np.int64)), np.dtype(bool))
-
-
 def _patches(geo: Geometry, lhs: Lazy, order: list[Axis], work: np.dtype) -> Lazy:
     """The im2col array, shape ``(groups, *extents of order)``; zeros in the padding."""
     zero = Const(np.zeros((), work)[()], work)
 
     def read(idxs: Sequence[Idx], valid: Idx | None) -> Value:
         full, cond = _input_coords(geo, idxs[0], dict(zip(order, idxs[1:])), lhs.ndim)
-        v = lhs.read(full, all_of([c for c in (valid, cond) if c]))
-        v = v if v.dtype == work else Cast(v, work)
-        return v if cond is None else Alu(O.WHERE, (_flag(cond), v, zero), work)
+        v = lhs.read(full, all_of([valid, cond]))
+        return select(cond, v if v.dtype == work else Cast(v, work), zero)
 
     shape = (geo.groups, *(_axis_extent(geo, a) for a in order))
     return Lazy(shape, work, read, cost=lhs.cost + 2)

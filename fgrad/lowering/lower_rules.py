@@ -24,8 +24,8 @@ import numpy as np
 
 from fgrad.core import dtypes
 from fgrad.lowering.kernel_ir import (
-    Alu, Cast, Const, Idx, IndexValue, ScalarOp, Value, all_of, alu, as_idx, from_value, ge,
-    imax, imin, lt)
+    Alu, Cast, Const, Idx, IndexValue, ScalarOp, Value, all_of, alu, as_idx, const, from_value,
+    ge, imax, imin, lt, select)
 from fgrad.lowering.schedule import (
     Lazy, Scheduler, buffer_value, elementwise, flat_index, reindex)
 from fgrad.lowering.views import row_major_strides
@@ -404,10 +404,9 @@ def _pad(s: Scheduler, x: Lazy, fill: Lazy, *,
             conds += [ge(i, lo), lt(shifted, n)]
             src.append(shifted)
         cond = all_of(conds)
-        inner = x.read(src, all_of([c for c in (valid, cond) if c]))
-        flag = Cast(IndexValue(cond, np.dtype(np.int64)), np.dtype(bool)) if cond else None
-        pad_value = fill.read([], valid)
-        return inner if flag is None else Alu(O.WHERE, (flag, inner, pad_value), x.dtype)
+        if cond is not None and cond.is_const() and not cond.args[0]:
+            return fill.read([], valid)  # all padding
+        return select(cond, x.read(src, all_of([valid, cond])), fill.read([], valid))
 
     return Lazy(shape, x.dtype, read, cost=x.cost + 1)
 
@@ -421,16 +420,15 @@ def _concatenate(s: Scheduler, *xs: Lazy, dimension: int) -> Lazy:
         out: Value | None = None
         for x, lo, hi in reversed(list(zip(xs, offsets[:-1], offsets[1:]))):
             i = idxs[dimension]
-            inside = all_of([c for c in (ge(i, int(lo)), lt(i, int(hi))) if c])
+            inside = all_of([ge(i, int(lo)), lt(i, int(hi))])
+            if inside is not None and inside.is_const() and not inside.args[0]:
+                continue  # this piece is never read at these indices
             src = list(idxs)
             src[dimension] = i + (-int(lo))
-            value = x.read(src, all_of([c for c in (valid, inside) if c]))
-            if out is None:
-                out = value
-            else:
-                flag = Cast(IndexValue(lt(i, int(hi)), np.dtype(np.int64)), np.dtype(bool))
-                out = Alu(O.WHERE, (flag, value, out), x.dtype)
-        assert out is not None
+            value = x.read(src, all_of([valid, inside]))
+            out = value if out is None else select(lt(i, int(hi)), value, out)
+        if out is None:  # an index known to be outside: only read where valid is false
+            out = xs[0].read(list(idxs), const(0))
         return out
 
     return Lazy(shape, xs[0].dtype, read, cost=sum(x.cost for x in xs) + len(xs))
@@ -512,11 +510,6 @@ def _cumulative(op: O) -> Callable[..., Lazy]:
 
 # --- indexing: data-dependent indices -----------------------------------------------------------
 
-def _flag(cond: Idx) -> Value:
-    """An index condition (0 or 1) as a bool value, for ``WHERE``."""
-    return Cast(IndexValue(cond, np.dtype(np.int64)), np.dtype(bool))
-
-
 def _coords(indices: Lazy, batch: Sequence[Idx], axes: Sequence[int], shape: Sequence[int],
             valid: Idx | None) -> tuple[list[Idx], list[Idx]]:
     """Per indexed axis: the raw coordinate read from ``indices`` and its clamped value."""
@@ -548,9 +541,7 @@ def _gather(s: Scheduler, operand: Lazy, indices: Lazy, *, axes: tuple[int, ...]
         if mode != "fill" or not axes:
             return operand.read(src, valid)
         inside = _in_bounds(raw, axes, operand.shape)
-        assert inside is not None
-        value = operand.read(src, all_of([c for c in (valid, inside) if c]))
-        return Alu(O.WHERE, (_flag(inside), value, fill_const), operand.dtype)
+        return select(inside, operand.read(src, all_of([valid, inside])), fill_const)
 
     return Lazy(shape, operand.dtype, read, cost=operand.cost + indices.cost + 2)
 
@@ -611,11 +602,8 @@ def _dynamic_update_slice(s: Scheduler, operand: Lazy, update: Lazy, *starts: La
         begin = _starts(starts, operand.shape, update.shape, valid)
         inside = all_of([c for b, i, k in zip(begin, idxs, update.shape)
                          for c in (ge(i, b), lt(i, b + k))])
-        if inside is None:  # a 0-d update replaces the whole (0-d) operand
-            return update.read([], valid)
-        new = update.read([i + b * -1 for b, i in zip(begin, idxs)],
-                          all_of([c for c in (valid, inside) if c]))
-        return Alu(O.WHERE, (_flag(inside), new, operand.read(idxs, valid)), operand.dtype)
+        new = update.read([i + b * -1 for b, i in zip(begin, idxs)], all_of([valid, inside]))
+        return select(inside, new, operand.read(idxs, valid))  # (0-d: always the update)
     return Lazy(operand.shape, operand.dtype, read, cost=operand.cost + update.cost + 2)
 
 

@@ -70,7 +70,7 @@ def window_view(x: Lazy, fill: Any, w: Window, dtype: np.dtype | None = None) ->
 
     def read(idxs: Sequence[Idx], valid: Idx | None) -> Value:
         src, cond = _source(idxs[:n], idxs[n:], x.shape, w)
-        v = x.read(src, all_of([c for c in (valid, cond) if c]))
+        v = x.read(src, all_of([valid, cond]))
         v = v if v.dtype == dtype else Cast(v, dtype)
         return v if cond is None else Alu(O.WHERE, (_flag(cond), v, fill_value), dtype)
 
@@ -133,7 +133,7 @@ def _select_and_gather_add(s: Scheduler, t: Lazy, x: Lazy, *, select_prim: Any,
     def read(idxs: Sequence[Idx], valid: Idx | None) -> Value:
         tap = from_value(taps.read(idxs, valid))
         src, cond = _source(idxs, _tap_coords(tap, w["window_dimensions"]), x.shape, w)
-        v = t.read(src, all_of([c for c in (valid, cond) if c]))
+        v = t.read(src, all_of([valid, cond]))
         return v if cond is None else Alu(O.WHERE, (_flag(cond), v, zero), t.dtype)
 
     return Lazy(taps.shape, t.dtype, read, cost=t.cost + 3)

@@ -43,7 +43,7 @@ import numpy as np
 from fgrad.core.jaxpr import ClosedJaxpr, Literal, Var
 from fgrad.lowering.kernel_ir import (
     AccRef, Accumulate, Alu, Cast, Const, DefineAcc, Idx, IndexValue, Kernel, Load, Loop, Param,
-    ScalarOp, Stmt, Store, Value, all_of, as_idx, var)
+    ScalarOp, Stmt, Store, Value, all_of, as_idx, masked_load, var)
 from fgrad.lowering.semantics import identity
 from fgrad.lowering.simplify import BLOCK, block_sums, collapse_loops
 from fgrad.lowering.views import ShapeTracker, row_major_strides
@@ -192,7 +192,7 @@ def buffer_value(buf: Buffer, tracker: ShapeTracker | None = None) -> Lazy:
 
     def read(idxs: Sequence[Idx], valid: Idx | None) -> Value:
         index, mask = tracker.index(idxs)
-        return Load(buf.name, index, buf.dtype, all_of([c for c in (valid, mask) if c]))
+        return masked_load(buf.name, index, buf.dtype, all_of([valid, mask]))
 
     return Lazy(tracker.shape, buf.dtype, read, cost=0, buffer=buf, tracker=tracker)
 
@@ -230,7 +230,7 @@ def reindex(x: Lazy, shape: Sequence[int],
         src, cond = index_map(idxs)
         if cond is None:
             return x.read(src, valid)
-        inner = x.read(src, all_of([c for c in (valid, cond) if c]))
+        inner = x.read(src, all_of([valid, cond]))
         return Alu(ScalarOp.WHERE, (_as_bool(cond), inner, fill_value), x.dtype)
 
     return Lazy(shape, x.dtype, read, cost=x.cost)

@@ -191,6 +191,20 @@ def defined_functions(module: Any) -> list[str]:
             if not fn.is_declaration and not fn.name.endswith("_objects")]
 
 
+def test_index_conditions_known_while_scheduling_leave_no_trace() -> None:
+    # take_along_axis concatenates an iota with the indices: which piece a coordinate
+    # comes from is known for each constant coordinate, so the kernel reads just it
+    def loss(logits: Any, y: Any) -> Any:
+        return -fnp.mean(fnp.take_along_axis(logits, y[:, None], axis=1))
+    logits = np.random.default_rng(0).normal(size=(8, 5)).astype(np.float32)
+    y = np.array([0, 4, -1, 2, 3, 1, 0, -5], np.int32)
+    text = kernels_of(loss, logits, y)
+    assert not re.search(r"\(-?\d+ (<|>=|==) -?\d+\)", text), text
+    assert len(text) < 1500, text
+    check(loss, logits, y)
+    check(fgrad.grad(loss), logits, y)
+
+
 def test_small_kernels_are_compiled_lightly_and_big_ones_fully() -> None:
     from fgrad.lowering.cpu_llvm.program import CHEAP_WORK
     from fgrad.lowering.cpu_llvm.runtime import CpuExecutable

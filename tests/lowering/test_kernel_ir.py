@@ -9,7 +9,7 @@ from fgrad.lowering import semantics
 from fgrad.lowering.interpret import run_kernel
 from fgrad.lowering.kernel_ir import (
     AccRef, Accumulate, Cast, Const, DefineAcc, IndexValue, Kernel, Load, Loop, Param,
-    ScalarOp, Store, alu, lt, var)
+    ScalarOp, Store, all_of, alu, const, ge, lt, masked_load, select, var)
 
 F32, I32 = np.dtype(np.float32), np.dtype(np.int32)
 
@@ -81,3 +81,17 @@ def test_integer_division_follows_xla() -> None:
 def test_wrong_arity_is_rejected() -> None:
     with pytest.raises(ValueError, match="ADD takes 2 operands"):
         alu(ScalarOp.ADD, Const(1.0, F32))
+
+
+def test_conditions_known_while_scheduling_are_decided_then() -> None:
+    i = var("i")
+    assert lt(0, 1) == const(1) and ge(0, 1) == const(0)
+    assert all_of([None, lt(0, 1), lt(i, 4)]) == lt(i, 4)  # always-true terms drop out
+    assert all_of([lt(i, 4), ge(0, 1)]) == const(0) and all_of([lt(0, 1)]) is None
+    a, b = Load("a", i, F32), Const(np.float32(2.0), F32)
+    assert select(const(1), a, b) is a and select(None, a, b) is a
+    assert select(const(0), a, b) is b
+    assert str(select(lt(i, 4), a, b)) == "((bool)(i64)((i < 4)) ? a[i] : 2.0)"
+    assert masked_load("a", i, F32, const(1)) == Load("a", i, F32)
+    never = masked_load("a", i, F32, const(0), fill=-1)
+    assert isinstance(never, Const) and never.value == -1 and never.dtype == F32
