@@ -22,8 +22,8 @@ import numpy as np
 
 from fgrad.lowering import semantics
 from fgrad.lowering.kernel_ir import (
-    AccRef, Accumulate, Alu, Cast, Const, DefineAcc, Idx, IndexValue, Kernel, Load, Loop,
-    ScalarOp, Stmt, Store, Value)
+    AccRef, Accumulate, Alu, Cast, Const, DefineAcc, Idx, IndexValue, Kernel, Load, Loop, ScalarOp,
+    Stmt, Store, Value)
 
 _REDUCE = {ScalarOp.ADD: np.add, ScalarOp.MUL: np.multiply, ScalarOp.MAX: np.maximum,
            ScalarOp.MIN: np.minimum, ScalarOp.AND: np.bitwise_and, ScalarOp.OR: np.bitwise_or,
@@ -244,11 +244,22 @@ def gemm_operands(call: Any, a: Any, b: Any) -> tuple[Any, Any]:
             b.transpose(0, 2, 1) if call.param("trans_b") else b)
 
 
+def gemm_update(call: Any, product: Any, out: Any) -> Any:
+    """What a ``gemm`` leaves in ``out`` (flat) given the product (numpy or cupy, rounded
+    to ``out``'s dtype): ``beta * out + alpha * product``, each step rounded (alpha is
+    1 or -1 or a constant factor; beta 0 or 1)."""
+    alpha, beta = call.param("alpha", 1.0), call.param("beta", 0.0)
+    product = product.reshape(-1)
+    if alpha != 1.0:
+        product = product * out.dtype.type(alpha)
+    return out + product if beta else product
+
+
 def _gemm(call: Any, buffers: dict[str, np.ndarray]) -> None:
     a_name, b_name, out_name = call.args
     out = buffers[out_name]
-    out[:] = np.matmul(*gemm_operands(call, buffers[a_name], buffers[b_name])
-                       ).astype(out.dtype).reshape(-1)
+    product = np.matmul(*gemm_operands(call, buffers[a_name], buffers[b_name]))
+    out[:] = gemm_update(call, product.astype(out.dtype), out)
 
 
 def _host_call(call: Any, buffers: dict[str, np.ndarray]) -> None:

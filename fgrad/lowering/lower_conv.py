@@ -41,8 +41,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fgrad.lowering.kernel_ir import (
-    Cast, Const, Idx, Load, ScalarOp, Store, Value, all_of, as_idx, eq, ge, lt,
-    select)
+    Cast, Const, Idx, Load, ScalarOp, Store, Value, all_of, as_idx, eq, ge, lt, select)
 from fgrad.lowering.lower_dot import as_matrices, dot_loops
 from fgrad.lowering.lower_rules import _reshape, _transpose, _wide
 from fgrad.lowering.schedule import (

@@ -16,9 +16,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from fgrad.core import dtypes
-from fgrad.lowering.kernel_ir import Cast, Idx, ScalarOp, alu, as_idx
+from fgrad.lowering.kernel_ir import (
+    Alu, Cast, Const, Idx, Kernel, Load, Loop, Param, ScalarOp, Store, alu, as_idx, var)
 from fgrad.lowering.lower_rules import _transpose
-from fgrad.lowering.schedule import Lazy, Scheduler, elementwise, reindex
+from fgrad.lowering.schedule import (
+    Branch, Buffer, Lazy, LibraryCall, Program, Repeat, Scheduler, Step, WhileLoop, elementwise,
+    reindex)
 
 O = ScalarOp
 
@@ -121,4 +124,102 @@ def dot_loops(s: Scheduler, lhs: Lazy, rhs: Lazy, lc: Any, rc: Any, lb: Any, rb:
 
 RULES: dict[str, Callable[..., Any]] = {"dot_general": _dot_general}
 
-__all__ = ["RULES", "as_matrices", "dot_loops"]
+
+
+# --- folding an update into the product: p + alpha * (a @ b) as one gemm ----------------------
+
+def fold_gemm_updates(program: Program) -> Program:
+    """Let gemm compute ``out = p + alpha * (a @ b)`` itself (BLAS's ``beta = 1``).
+
+    An optimizer step ``w - lr * grad`` whose ``grad`` is a product written only for
+    it, ``t = gemm(a, b)`` then ``out[i] = p[i] - c * t[i]``, costs a zeroing of ``t``
+    inside BLAS, the product, and a pass reading ``p`` and ``t``. Here it becomes
+    ``out[i] = p[i]`` (a copy) and ``out = gemm(a, b; alpha=-c, beta=1)``: ``t`` is
+    never written. Only top-level steps are rewritten (buffers there are written
+    once, so ``a`` and ``b`` still hold their values at the update's place).
+    """
+    steps = list(program.steps)
+    for g, gemm in enumerate(steps):
+        if not (isinstance(gemm, LibraryCall) and gemm.name == "gemm"
+                and gemm.param("beta", 0.0) == 0.0):
+            continue
+        t = gemm.args[-1]
+        users = [i for i, step in enumerate(steps) if i != g and _mentions(step, t)]
+        if t in program.outputs or len(users) != 1 or not isinstance(steps[users[0]], Kernel):
+            continue
+        update = _update_of(steps[users[0]], t, program.buffers[t])
+        if update is None:
+            continue
+        p, out, alpha = update
+        if any(_mentions(step, out) for i, step in enumerate(steps) if i != users[0]):
+            continue
+        n = program.buffers[t].size
+        dtype = program.buffers[t].dtype
+        copy = Kernel("gemm_init", (Param(p, dtype, n), Param(out, dtype, n, True)),
+                      (Loop("i0", n, (Store(out, var("i0"), Load(p, var("i0"), dtype)),),
+                            parallel=True),))
+        params = {**dict(gemm.params), "alpha": alpha, "beta": 1.0}
+        steps[users[0]] = (copy, LibraryCall("gemm", (*gemm.args[:-1], out),
+                                             tuple(params.items())))
+        steps[g] = ()  # type: ignore[call-overload]
+        program.buffers.pop(t)
+    flat: list[Step] = []
+    for step in steps:
+        flat.extend(step if isinstance(step, tuple) else [step])
+    return Program(program.buffers, program.inputs, program.consts, program.outputs, flat)
+
+
+def _mentions(step: Any, name: str) -> bool:
+    """Does ``step`` (or any step inside it) read or write buffer ``name``?"""
+    if isinstance(step, tuple):
+        return any(_mentions(s, name) for s in step)
+    if isinstance(step, Kernel):
+        return any(p.name == name for p in step.params)
+    if isinstance(step, LibraryCall):
+        return name in step.args
+    if isinstance(step, Branch):
+        return step.index == name or any(_mentions(s, name) for b in step.branches for s in b)
+    if isinstance(step, Repeat):
+        return step.counter == name or any(_mentions(s, name) for s in step.body)
+    if isinstance(step, WhileLoop):
+        return step.pred == name or any(_mentions(s, name) for s in (*step.cond, *step.body))
+    return True  # unknown: assume it does
+
+
+def _update_of(kernel: Kernel, t: str, buf: Buffer) -> tuple[str, str, float] | None:
+    """(p, out, alpha) if ``kernel`` is exactly ``out[i] = p[i] + alpha * t[i]`` over all
+    of ``t`` (written ``p + t``, ``t + p``, ``p - t``, ``p - c * t``, ``p + c * t``)."""
+    if len(kernel.body) != 1 or not isinstance(kernel.body[0], Loop):
+        return None
+    loop = kernel.body[0]
+    if loop.extent != buf.size or len(loop.body) != 1 or not isinstance(loop.body[0], Store):
+        return None
+    store, i = loop.body[0], var(loop.var)
+    if store.op is not None or store.mask is not None or store.index != i:
+        return None
+
+    def load(v: Any) -> str | None:
+        ok = isinstance(v, Load) and v.index == i and v.mask is None and v.dtype == buf.dtype
+        return v.buf if ok else None
+
+    def scaled_t(v: Any) -> float | None:  # t[i] or c * t[i]: the factor
+        if load(v) == t:
+            return 1.0
+        if isinstance(v, Alu) and v.op is O.MUL:
+            for c, x in (v.args, v.args[::-1]):
+                if isinstance(c, Const) and c.dtype == buf.dtype and load(x) == t:
+                    return float(c.value)
+        return None
+
+    v = store.value
+    if not (isinstance(v, Alu) and v.op in (O.ADD, O.SUB) and v.dtype == buf.dtype):
+        return None
+    orders = [v.args, v.args[::-1]] if v.op is O.ADD else [v.args]
+    for p_value, t_value in orders:
+        p, factor = load(p_value), scaled_t(t_value)
+        if p is not None and p not in (t, store.buf) and factor is not None:
+            return p, store.buf, -factor if v.op is O.SUB else factor
+    return None
+
+
+__all__ = ["RULES", "as_matrices", "dot_loops", "fold_gemm_updates"]

@@ -66,14 +66,18 @@ class Buffer:
 
 @dataclasses.dataclass(frozen=True)
 class LibraryCall:
-    """A call into a library routine: ``gemm`` computes ``out = op(a) @ op(b)`` per batch."""
+    """A call into a library routine: ``gemm`` computes ``out = op(a) @ op(b)`` per batch
+    (with ``alpha`` and ``beta`` parameters, ``out = beta * out + alpha * op(a) @ op(b)``)."""
 
     name: str
     args: tuple[str, ...]          # input buffers, then the output buffer
     params: tuple[tuple[str, Any], ...]
 
-    def param(self, key: str) -> Any:
-        return dict(self.params)[key]
+    def param(self, key: str, default: Any = KeyError) -> Any:
+        params = dict(self.params)
+        if default is KeyError or key in params:
+            return params[key]
+        return default
 
     def __str__(self) -> str:
         params = ", ".join(f"{k}={v}" for k, v in self.params)
@@ -552,7 +556,10 @@ def schedule(closed: ClosedJaxpr) -> Program:
         out = sched.new_buffer(value.shape, value.dtype, prefix="out")
         sched.materialize(value, name="output", out=out)
         outputs.append(out.name)
-    return Program(sched.buffers, [b.name for b in inputs], sched.consts, outputs, sched.steps)
+    program = Program(sched.buffers, [b.name for b in inputs], sched.consts, outputs,
+                      sched.steps)
+    from fgrad.lowering.lower_dot import fold_gemm_updates  # (lower_dot imports this module)
+    return fold_gemm_updates(program)
 
 
 __all__ = ["Buffer", "LibraryCall", "Branch", "Repeat", "WhileLoop", "Step", "Program", "Lazy",

@@ -25,6 +25,7 @@ import pytest
 import fgrad
 import fgrad.lax as lax
 import fgrad.numpy as fnp
+from conftest import enable_x64
 from fgrad.lowering.interpret import run_kernel
 from fgrad.lowering.kernel_ir import Kernel, Load, Loop, Param, ScalarOp, Store, alu, var
 from fgrad.lowering.simplify import BLOCK, collapse_loops
@@ -257,3 +258,38 @@ def test_small_products_run_on_one_blas_thread() -> None:
     assert len(calls) == (2 if blas.has_thread_control() else 0), calls
     assert not calls or calls[0] == "i32 1"
     check(f, a)
+
+
+# --- fold_gemm_updates: p + alpha * (a @ b) as one gemm ---------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("form", ["sgd", "plus", "plus_reversed", "minus", "scaled_plus"])
+def test_an_update_of_a_product_is_folded_into_the_gemm(dtype: Any, form: str) -> None:
+    from fgrad.lowering.interpret import run_program
+    from fgrad.lowering.schedule import schedule
+    update = {"sgd": lambda w, p: w - 0.01 * p, "plus": lambda w, p: w + p,
+              "plus_reversed": lambda w, p: p + w, "minus": lambda w, p: w - p,
+              "scaled_plus": lambda w, p: w + p * 0.5}[form]
+
+    def step(w: Any, x: Any, g: Any) -> Any:
+        return update(w, x.T @ g)
+    rng = np.random.default_rng(0)
+    w, x, g = (rng.normal(size=s).astype(dtype) for s in ((7, 5), (9, 7), (9, 5)))
+    with enable_x64(dtype == np.float64):
+        program = schedule(fgrad.make_jaxpr(step)(w, x, g))
+        text = str(program)
+        assert "beta=1.0" in text and len(program.buffers) == 4, text  # w, x, g, out
+        want = np.asarray(step(w, x, g))
+        for got in (run_program(program, [w, x, g])[0],
+                    np.asarray(fgrad.jit(step, backend="cpu")(w, x, g))):
+            np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_a_product_used_twice_is_not_folded() -> None:
+    def step(w: Any, a: Any, b: Any) -> Any:
+        p = a @ b
+        return w - 0.1 * p, fnp.sum(p)
+    rng = np.random.default_rng(1)
+    w, a, b = (rng.normal(size=s).astype(np.float32) for s in ((4, 6), (4, 3), (3, 6)))
+    assert "beta" not in kernels_of(step, w, a, b)
+    check(step, w, a, b)

@@ -179,7 +179,8 @@ def _render_gemm(module: ir.Module, b: ir.IRBuilder, call: LibraryCall,
     dims = [by_ref(ir.Constant(i32, d), i32) for d in (n, m, k)]
     lds = [by_ref(ir.Constant(i32, max(1, d)), i32)
            for d in (k if tb else n, m if ta else k, n)]
-    alpha, beta = by_ref(ir.Constant(typ, 1.0), typ), by_ref(ir.Constant(typ, 0.0), typ)
+    alpha = by_ref(ir.Constant(typ, call.param("alpha", 1.0)), typ)
+    beta = by_ref(ir.Constant(typ, call.param("beta", 0.0)), typ)
     if m == 0 or n == 0:
         return
     one_thread = blas.has_thread_control() and batch * m * n * k < blas.SMALL_GEMM
