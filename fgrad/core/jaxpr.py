@@ -122,7 +122,7 @@ class Jaxpr:
 class ClosedJaxpr:
     """A jaxpr whose constvars are bound to values (``consts``)."""
 
-    __slots__ = ("jaxpr", "consts")
+    __slots__ = ("jaxpr", "consts", "__weakref__")  # (backends cache programs per jaxpr)
 
     def __init__(self, jaxpr: Jaxpr, consts: Sequence[Any]) -> None:
         if len(jaxpr.constvars) != len(consts):

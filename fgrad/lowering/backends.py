@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 
 from typing import Any, Sequence
 
@@ -34,18 +35,20 @@ register_backend("interpret", run_interpreted)
 
 # --- "cpu": the kernel-IR scheduler and the LLVM code generator -------------------------------
 
-_cpu_cache: dict[int, tuple[ClosedJaxpr, Any]] = {}
+# The compiled program of each jaxpr, for as long as the jaxpr lives (jit's caches hold
+# it): dropping a jitted function, or its clear_cache(), frees its programs.
+_cpu_cache: weakref.WeakKeyDictionary[ClosedJaxpr, Any] = weakref.WeakKeyDictionary()
 
 
 def _cpu_executable(closed: ClosedJaxpr) -> Any:
-    """The compiled program for ``closed`` (cached on the jaxpr object)."""
-    entry = _cpu_cache.get(id(closed))
-    if entry is None or entry[0] is not closed:
+    """The compiled program for ``closed`` (cached per jaxpr object)."""
+    exe = _cpu_cache.get(closed)
+    if exe is None:
         from fgrad.lowering.cpu_llvm.runtime import CpuExecutable
         from fgrad.lowering.schedule import schedule
-        entry = _cpu_cache[id(closed)] = (closed, CpuExecutable(schedule(closed)))
-        _debug_print(closed, entry[1])
-    return entry[1]
+        exe = _cpu_cache[closed] = CpuExecutable(schedule(closed))
+        _debug_print(closed, exe)
+    return exe
 
 
 def run_cpu(closed: ClosedJaxpr, args: Sequence[Any]) -> list[Any]:

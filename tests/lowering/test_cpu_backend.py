@@ -139,6 +139,27 @@ def test_one_compile_per_signature() -> None:
     assert len(backends._cpu_cache) == before + 2
 
 
+def test_dropping_a_jitted_function_frees_its_programs() -> None:
+    import gc
+
+    from fgrad.lowering import backends
+    from fgrad.lowering.cpu_llvm.compile import _engine
+    engine = _engine()[1]
+    gc.collect()
+    programs, modules = len(backends._cpu_cache), len(engine._modules)
+    f = fgrad.jit(lambda x: fnp.cos(x) + 2.0, backend="cpu")
+    np.testing.assert_allclose(np.asarray(f(np.ones(3, np.float32))), np.cos(1.0) + 2.0,
+                               rtol=1e-6)
+    assert len(backends._cpu_cache) == programs + 1
+    assert len(engine._modules) == modules + 2  # the program's main and cheap modules
+    del f
+    gc.collect()
+    assert len(backends._cpu_cache) == programs and len(engine._modules) == modules
+    g = fgrad.jit(lambda x: fnp.cos(x) + 3.0, backend="cpu")  # compiling goes on as before
+    np.testing.assert_allclose(np.asarray(g(np.ones(3, np.float32))), np.cos(1.0) + 3.0,
+                               rtol=1e-6)
+
+
 def test_arguments_are_checked_before_native_code() -> None:
     from fgrad.lowering.cpu_llvm.runtime import CpuExecutable
     from fgrad.lowering.schedule import schedule

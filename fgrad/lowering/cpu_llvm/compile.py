@@ -64,6 +64,16 @@ class Compiled:
     def optimized_ir(self) -> str:
         return "\n".join(map(str, self._modules))
 
+    def release(self) -> None:
+        """Take the modules out of the engine (when the program is no longer used), so
+        the engine's symbol lookups and memory do not grow with every program ever
+        compiled. The machine code stays mapped; nothing may call it afterwards."""
+        _, engine = _engine()
+        with _lock:
+            for module in self._modules:
+                engine.remove_module(module)
+        self._modules = []
+
     def function_address(self, name: str) -> int:
         """The address of another function of the program's modules."""
         _, engine = _engine()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import weakref
 from typing import Any, Sequence
 
 import numpy as np
@@ -74,6 +75,8 @@ class CpuExecutable:
                 [slot[n] for n in program.consts], temps, offset)
         self.compiled: Compiled = compile_modules(self.modules)
         self._entry = _ENTRY_TYPE(self.compiled.address)
+        # when this executable is dropped (not at exit: the engine may be gone by then)
+        weakref.finalize(self, self.compiled.release).atexit = False
         self._out_types = [(b.shape, b.dtype) for _, b in self._outputs]
         self._direct = None
         if direct:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 from typing import Any, Sequence
 
 import numpy as np
@@ -50,7 +51,7 @@ from fgrad.lowering.cuda.device import (
 )
 from fgrad.lowering.cuda.render import CudaKernel, render_program
 from fgrad.lowering.host_calls import run_impl
-from fgrad.lowering.interpret import gemm_operands
+from fgrad.lowering.interpret import gemm_operands, gemm_update
 from fgrad.lowering.kernel_ir import Kernel
 from fgrad.lowering.schedule import Branch, LibraryCall, Program, Repeat, Step, WhileLoop
 
@@ -129,10 +130,12 @@ class CudaExecutable:
         a, b, out = (buffers[n] for n in call.args)
         if all(self.device.native(d) for d in dtypes):
             product = self.device.matmul(*gemm_operands(call, a, b))
-            out[...] = product.astype(out.dtype).reshape(-1)
+            out[...] = gemm_update(call, product.astype(out.dtype), out)
         else:  # a dtype the device holds as bits (bfloat16 in cupy): multiply on the host
             a, b = (self.device.to_host(x, d) for x, d in zip((a, b), dtypes[:2], strict=True))
-            self.device.write(out, np.matmul(*gemm_operands(call, a, b)).astype(dtypes[2]))
+            before = self.device.to_host(out, dtypes[2])
+            product = np.matmul(*gemm_operands(call, a, b)).astype(dtypes[2])
+            self.device.write(out, gemm_update(call, product, before))
 
     def _host_call(self, call: LibraryCall, buffers: dict[str, Any]) -> None:
         n_in, shapes = call.param("n_inputs"), call.param("shapes")
@@ -146,7 +149,9 @@ class CudaExecutable:
 # --- the jit backends ----------------------------------------------------------------------------
 
 _devices: dict[str, KernelDevice] = {}
-_cache: dict[tuple[str, int], tuple[ClosedJaxpr, CudaExecutable]] = {}
+# per jaxpr (for as long as it lives, as the CPU backend's cache), per backend
+_cache: weakref.WeakKeyDictionary[ClosedJaxpr, dict[str, CudaExecutable]] = \
+    weakref.WeakKeyDictionary()
 
 
 def backend_device(backend: str) -> KernelDevice:
@@ -167,13 +172,14 @@ def backend_device(backend: str) -> KernelDevice:
 
 def executable(closed: ClosedJaxpr, backend: str) -> CudaExecutable:
     """The compiled program for ``closed`` on ``backend`` (cached on the jaxpr object)."""
-    entry = _cache.get((backend, id(closed)))
-    if entry is None or entry[0] is not closed:
+    per_backend = _cache.setdefault(closed, {})
+    exe = per_backend.get(backend)
+    if exe is None:
         from fgrad.lowering.schedule import schedule
         device = backend_device(backend)
-        entry = _cache[(backend, id(closed))] = (closed, CudaExecutable(schedule(closed), device))
-        _debug_print(entry[1])
-    return entry[1]
+        exe = per_backend[backend] = CudaExecutable(schedule(closed), device)
+        _debug_print(exe)
+    return exe
 
 
 def _debug_print(exe: CudaExecutable) -> None:
