@@ -244,22 +244,21 @@ def gemm_operands(call: Any, a: Any, b: Any) -> tuple[Any, Any]:
             b.transpose(0, 2, 1) if call.param("trans_b") else b)
 
 
-def gemm_update(call: Any, product: Any, out: Any) -> Any:
-    """What a ``gemm`` leaves in ``out`` (flat) given the product (numpy or cupy, rounded
-    to ``out``'s dtype): ``beta * out + alpha * product``, each step rounded (alpha is
-    1 or -1 or a constant factor; beta 0 or 1)."""
-    alpha, beta = call.param("alpha", 1.0), call.param("beta", 0.0)
+def gemm_update(call: Any, product: Any, addend: Any) -> Any:
+    """What a ``gemm`` writes (flat), given the product (numpy or cupy, rounded to the
+    output's dtype) and its addend buffer (None without one): ``addend + alpha *
+    product``, each step rounded."""
     product = product.reshape(-1)
+    alpha = call.param("alpha", 1.0)
     if alpha != 1.0:
-        product = product * out.dtype.type(alpha)
-    return out + product if beta else product
+        product = product * product.dtype.type(alpha)
+    return product if addend is None else addend + product
 
 
 def _gemm(call: Any, buffers: dict[str, np.ndarray]) -> None:
-    a_name, b_name, out_name = call.args
-    out = buffers[out_name]
-    product = np.matmul(*gemm_operands(call, buffers[a_name], buffers[b_name]))
-    out[:] = gemm_update(call, product.astype(out.dtype), out)
+    a, b, *addend, out = (buffers[name] for name in call.args)
+    product = np.matmul(*gemm_operands(call, a, b)).astype(out.dtype)
+    out[:] = gemm_update(call, product, addend[0] if addend else None)
 
 
 def _host_call(call: Any, buffers: dict[str, np.ndarray]) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from fgrad.core import dtypes
 from fgrad.lowering.kernel_ir import (
-    Alu, Cast, Const, Idx, Kernel, Load, Loop, Param, ScalarOp, Store, alu, as_idx, var)
+    Alu, Cast, Const, Idx, Kernel, Load, Loop, ScalarOp, Store, alu, as_idx, var)
 from fgrad.lowering.lower_rules import _transpose
 from fgrad.lowering.schedule import (
     Branch, Buffer, Lazy, LibraryCall, Program, Repeat, Scheduler, Step, WhileLoop, elementwise,
@@ -134,14 +134,14 @@ def fold_gemm_updates(program: Program) -> Program:
     An optimizer step ``w - lr * grad`` whose ``grad`` is a product written only for
     it, ``t = gemm(a, b)`` then ``out[i] = p[i] - c * t[i]``, costs a zeroing of ``t``
     inside BLAS, the product, and a pass reading ``p`` and ``t``. Here it becomes
-    ``out[i] = p[i]`` (a copy) and ``out = gemm(a, b; alpha=-c, beta=1)``: ``t`` is
-    never written. Only top-level steps are rewritten (buffers there are written
+    ``out = gemm(a, b, p; alpha=-c)``: each block of ``out`` is copied from ``p``
+    just before BLAS adds its block of the product to it (``beta = 1``), and ``t``
+    is never written. Only top-level steps are rewritten (buffers there are written
     once, so ``a`` and ``b`` still hold their values at the update's place).
     """
     steps = list(program.steps)
     for g, gemm in enumerate(steps):
-        if not (isinstance(gemm, LibraryCall) and gemm.name == "gemm"
-                and gemm.param("beta", 0.0) == 0.0):
+        if not (isinstance(gemm, LibraryCall) and gemm.name == "gemm" and len(gemm.args) == 3):
             continue
         t = gemm.args[-1]
         users = [i for i, step in enumerate(steps) if i != g and _mentions(step, t)]
@@ -153,14 +153,9 @@ def fold_gemm_updates(program: Program) -> Program:
         p, out, alpha = update
         if any(_mentions(step, out) for i, step in enumerate(steps) if i != users[0]):
             continue
-        n = program.buffers[t].size
-        dtype = program.buffers[t].dtype
-        copy = Kernel("gemm_init", (Param(p, dtype, n), Param(out, dtype, n, True)),
-                      (Loop("i0", n, (Store(out, var("i0"), Load(p, var("i0"), dtype)),),
-                            parallel=True),))
-        params = {**dict(gemm.params), "alpha": alpha, "beta": 1.0}
-        steps[users[0]] = (copy, LibraryCall("gemm", (*gemm.args[:-1], out),
-                                             tuple(params.items())))
+        params = {**dict(gemm.params), "alpha": alpha}
+        steps[users[0]] = (LibraryCall("gemm", (*gemm.args[:-1], p, out),
+                                       tuple(params.items())),)
         steps[g] = ()  # type: ignore[call-overload]
         program.buffers.pop(t)
     flat: list[Step] = []

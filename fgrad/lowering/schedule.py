@@ -67,7 +67,7 @@ class Buffer:
 @dataclasses.dataclass(frozen=True)
 class LibraryCall:
     """A call into a library routine: ``gemm`` computes ``out = op(a) @ op(b)`` per batch
-    (with ``alpha`` and ``beta`` parameters, ``out = beta * out + alpha * op(a) @ op(b)``)."""
+    (``gemm(a, b, c)``: ``out = c + alpha * op(a) @ op(b)``, ``alpha`` a parameter)."""
 
     name: str
     args: tuple[str, ...]          # input buffers, then the output buffer

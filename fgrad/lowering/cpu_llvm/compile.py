@@ -50,6 +50,21 @@ def optimize(module: Any, tm: Any, speed_level: int = 3, vectorize: bool = True)
     pb.getModulePassManager().run(module, pb)
 
 
+def add_runtime_module(text: str, names: list[str]) -> list[int]:
+    """Compile hand-written LLVM IR (the thread pool's runtime) into the shared engine,
+    lightly optimized; the addresses of the functions ``names``."""
+    tm, engine = _engine()
+    with _lock:
+        mod = llvm.parse_assembly(text)
+        mod.triple = tm.triple
+        mod.data_layout = str(tm.target_data)
+        mod.verify()
+        optimize(mod, tm, **LEVELS["cheap"])
+        engine.add_module(mod)
+        engine.finalize_object()
+        return [engine.get_function_address(name) for name in names]
+
+
 class Compiled:
     """The compiled program: its entry point's address, its LLVM IR as generated and (on
     demand) optimized and as assembly, and the seconds each compile stage took

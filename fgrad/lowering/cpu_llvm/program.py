@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from llvmlite import ir
 
-from fgrad.lowering.cpu_llvm import blas
+from fgrad.lowering.cpu_llvm import blas, pool
 from fgrad.lowering.cpu_llvm.irutil import (
     I8, I64, PTR, entry_alloca, for_range, get_or_declare, llvm_type)
 from fgrad.lowering.cpu_llvm.render import KernelRenderer
@@ -159,13 +159,65 @@ def _render_gemm(module: ir.Module, b: ir.IRBuilder, call: LibraryCall,
     """Row-major ``C = op(A) @ op(B)`` per batch, as column-major BLAS ``C^T = op(B)^T op(A)^T``.
 
     Fortran BLAS takes every argument by pointer: ``gemm(transa, transb, m, n, k,
-    alpha, a, lda, b, ldb, beta, c, ldc)``.
+    alpha, a, lda, b, ldb, beta, c, ldc)``. A large product is cut into pieces the
+    thread pool shares (``pool.py``, ``_gemm_piece``); each runs on one BLAS thread.
+    With an addend (``gemm(a, b, p)``), each piece first copies its block of ``p``
+    into C and BLAS adds to it (``beta = 1``).
     """
-    a_name, b_name, c_name = call.args
+    c_name = call.args[-1]
     dtype = program.buffers[c_name].dtype
-    typ = llvm_type(dtype)
+    nargs = len(call.args)
     batch, m, n, k = (call.param(p) for p in ("batch", "m", "n", "k"))
+    if m == 0 or n == 0:
+        return
+    parts = pool.parts_for(m * n * k)
+    i32 = ir.IntType(32)
+    one_thread = blas.has_thread_control() and (parts > 1 or batch * m * n * k < blas.SMALL_GEMM)
+    if one_thread:  # see blas.py: a small product runs on the calling thread alone
+        threads = get_or_declare(module, "fgrad_blas_threads", ir.FunctionType(i32, [i32]))
+        before = b.call(threads, [ir.Constant(i32, 1)])
+    piece = _gemm_piece(module, call, dtype, parts) if parts > 1 else None
+    if piece is not None:
+        pool.start()
+        parallel_for = get_or_declare(module, "fgrad_parallel_for",
+                                      ir.FunctionType(ir.VoidType(), [PTR, PTR, I64]))
+        with b.goto_entry_block():
+            ctx = b.alloca(PTR, size=ir.Constant(I64, nargs), name="gemm_ctx")
+    with for_range(b, batch, "batch") as i:
+        def at(name: str, stride: int) -> ir.Value:
+            offset = b.mul(i, ir.Constant(I64, stride))
+            return b.gep(ptrs[name], [offset], inbounds=True, source_etype=llvm_type(dtype))
+        operands = [at(name, size) for name, size in
+                    zip(call.args, (m * k, k * n) + (m * n,) * (nargs - 2))]
+        if piece is None:
+            _call_gemm(module, b, call, dtype, *operands)
+        else:
+            for j, value in enumerate(operands):
+                b.store(value, b.gep(ctx, [ir.Constant(I64, j)], source_etype=PTR))
+            b.call(parallel_for, [piece, ctx, ir.Constant(I64, parts)])
+    if one_thread:
+        b.call(threads, [before])
+
+
+def _call_gemm(module: ir.Module, b: ir.IRBuilder, call: LibraryCall, dtype: np.dtype,
+               *operands: ir.Value, rows: tuple[int, int] | None = None,
+               cols: tuple[int, int] | None = None) -> None:
+    """One BLAS call for the product's rows ``rows`` (first, count) and columns ``cols``
+    of C (all by default): A's rows and C's rows, or B's and C's columns, move along.
+    ``operands``: A, B, (the addend,) C."""
+    typ = llvm_type(dtype)
+    m, n, k = (call.param(p) for p in ("m", "n", "k"))
     ta, tb = call.param("trans_a"), call.param("trans_b")
+    (r0, mm), (c0, nn) = rows or (0, m), cols or (0, n)
+    a, b_, *addend, c = operands
+    if addend:  # C's block starts as the addend's (BLAS then adds the product: beta = 1)
+        with for_range(b, mm, "row") as r:
+            start = b.add(b.mul(b.add(r, ir.Constant(I64, r0)), ir.Constant(I64, n)),
+                          ir.Constant(I64, c0))
+            with for_range(b, nn, "col") as j:
+                at = b.add(start, j)
+                value = b.load(b.gep(addend[0], [at], inbounds=True, source_etype=typ), typ=typ)
+                b.store(value, b.gep(c, [at], inbounds=True, source_etype=typ))
     fn = get_or_declare(module, "fgrad_sgemm" if dtype == np.float32 else "fgrad_dgemm",
                         ir.FunctionType(ir.VoidType(), [PTR] * 13))
 
@@ -174,28 +226,53 @@ def _render_gemm(module: ir.Module, b: ir.IRBuilder, call: LibraryCall,
         b.store(value, slot)
         return slot
 
+    def moved(ptr: ir.Value, offset: int) -> ir.Value:
+        return b.gep(ptr, [ir.Constant(I64, offset)], inbounds=True, source_etype=typ)
+
     i32 = ir.IntType(32)
     chars = [by_ref(ir.Constant(I8, ord("T" if t else "N")), I8) for t in (tb, ta)]
-    dims = [by_ref(ir.Constant(i32, d), i32) for d in (n, m, k)]
+    dims = [by_ref(ir.Constant(i32, d), i32) for d in (nn, mm, k)]
     lds = [by_ref(ir.Constant(i32, max(1, d)), i32)
            for d in (k if tb else n, m if ta else k, n)]
     alpha = by_ref(ir.Constant(typ, call.param("alpha", 1.0)), typ)
-    beta = by_ref(ir.Constant(typ, call.param("beta", 0.0)), typ)
-    if m == 0 or n == 0:
-        return
-    one_thread = blas.has_thread_control() and batch * m * n * k < blas.SMALL_GEMM
-    if one_thread:  # see blas.py: a small product runs on the calling thread alone
-        threads = get_or_declare(module, "fgrad_blas_threads", ir.FunctionType(i32, [i32]))
-        before = b.call(threads, [ir.Constant(i32, 1)])
-    with for_range(b, batch, "batch") as i:
-        def at(name: str, stride: int) -> ir.Value:
-            offset = b.mul(i, ir.Constant(I64, stride))
-            return b.gep(ptrs[name], [offset], inbounds=True, source_etype=typ)
-        b.call(fn, [chars[0], chars[1], dims[0], dims[1], dims[2], alpha,
-                    at(b_name, k * n), lds[0], at(a_name, m * k), lds[1], beta,
-                    at(c_name, m * n), lds[2]])
-    if one_thread:
-        b.call(threads, [before])
+    beta = by_ref(ir.Constant(typ, 1.0 if addend else 0.0), typ)
+    b.call(fn, [chars[0], chars[1], dims[0], dims[1], dims[2], alpha,
+                moved(b_, c0 * k if tb else c0), lds[0], moved(a, r0 if ta else r0 * k), lds[1],
+                beta, moved(c, r0 * n + c0), lds[2]])
+
+
+def _gemm_piece(module: ir.Module, call: LibraryCall, dtype: np.dtype,
+                parts: int) -> ir.Function:
+    """``void piece(ptr ctx, i64 j)``: block ``j`` of ``parts`` of the product whose A, B
+    and C pointers ``ctx`` holds. The blocks split the larger operand, so each thread
+    packs only its share of it: C's columns (and B's) when B is the larger, else C's
+    rows (and A's)."""
+    m, n, k = (call.param(p) for p in ("m", "n", "k"))
+    by_cols = n * k >= m * k
+    extent = n if by_cols else m
+    step = -(-extent // parts)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64]),
+                     name=module.get_unique_name("gemm_piece"))
+    fn.linkage = "internal"
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    ctx, j = fn.args
+    operands = [b.load(b.gep(ctx, [ir.Constant(I64, x)], source_etype=PTR), typ=PTR)
+                for x in range(len(call.args))]
+    with b.goto_block(fn.append_basic_block("exit")):
+        b.ret_void()
+    blocks = [fn.append_basic_block(f"block{x}") for x in range(parts)]
+    switch = b.switch(j, fn.blocks[1])  # each block's bounds are constants
+    for x, block in enumerate(blocks):
+        switch.add_case(ir.Constant(I64, x), block)
+        b.position_at_end(block)
+        first = x * step
+        count = min(step, extent - first)
+        if count > 0:
+            span = (first, count)
+            _call_gemm(module, b, call, dtype, *operands, cols=span if by_cols else None,
+                       rows=None if by_cols else span)
+        b.ret_void()
+    return fn
 
 
 __all__ = ["render_program", "Modules", "CHEAP_WORK", "work"]

@@ -127,15 +127,14 @@ class CudaExecutable:
 
     def _gemm(self, call: LibraryCall, buffers: dict[str, Any]) -> None:
         dtypes = [self.program.buffers[n].dtype for n in call.args]
-        a, b, out = (buffers[n] for n in call.args)
+        a, b, *addend, out = (buffers[n] for n in call.args)
         if all(self.device.native(d) for d in dtypes):
             product = self.device.matmul(*gemm_operands(call, a, b))
-            out[...] = gemm_update(call, product.astype(out.dtype), out)
+            out[...] = gemm_update(call, product.astype(out.dtype), addend[0] if addend else None)
         else:  # a dtype the device holds as bits (bfloat16 in cupy): multiply on the host
-            a, b = (self.device.to_host(x, d) for x, d in zip((a, b), dtypes[:2], strict=True))
-            before = self.device.to_host(out, dtypes[2])
-            product = np.matmul(*gemm_operands(call, a, b)).astype(dtypes[2])
-            self.device.write(out, gemm_update(call, product, before))
+            host = [self.device.to_host(x, d) for x, d in zip((a, b, *addend), dtypes)]
+            product = np.matmul(*gemm_operands(call, host[0], host[1])).astype(dtypes[-1])
+            self.device.write(out, gemm_update(call, product, host[2] if addend else None))
 
     def _host_call(self, call: LibraryCall, buffers: dict[str, Any]) -> None:
         n_in, shapes = call.param("n_inputs"), call.param("shapes")
