@@ -107,8 +107,8 @@ class _Runner:
                     # The loops between the accumulator's definition and here run in
                     # order: the running value after each iteration is a prefix scan
                     # along them (row-major), and what the definition level sees is
-                    # the last one.
-                    inner = int(np.prod(shape[acc.ndim:]))  # explicit: -1 is ambiguous when acc is empty
+                    # the last one. (The count is explicit: -1 is ambiguous when acc is empty.)
+                    inner = int(np.prod(shape[acc.ndim:]))
                     steps = value.astype(acc.dtype).reshape(acc.shape + (inner,))
                     running = _REDUCE[op].accumulate(
                         np.concatenate([acc[..., None], steps], axis=-1), axis=-1)

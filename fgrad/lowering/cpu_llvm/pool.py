@@ -153,7 +153,8 @@ work:
   br label %loop
 sleep:
   %seen64 = zext i32 %seen to i64
-  %r = call i64 (i64, ...) @syscall(i64 SYS_FUTEX, ptr @fgrad_pool_seq, i64 128, i64 %seen64, ptr null)
+  %r = call i64 (i64, ...) @syscall(i64 SYS_FUTEX, ptr @fgrad_pool_seq, i64 128, i64 %seen64,
+                                    ptr null)
   br label %loop
 }
 """
