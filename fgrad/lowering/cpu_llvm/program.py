@@ -34,7 +34,7 @@ from llvmlite import ir
 
 from fgrad.lowering.cpu_llvm import blas, pool
 from fgrad.lowering.cpu_llvm.irutil import (
-    I8, I64, PTR, entry_alloca, for_range, get_or_declare, llvm_type)
+    I1, I8, I64, PTR, entry_alloca, for_range, get_or_declare, llvm_type)
 from fgrad.lowering.cpu_llvm.render import KernelRenderer
 from fgrad.lowering.kernel_ir import Kernel, Loop, Stmt
 from fgrad.lowering.schedule import Branch, LibraryCall, Program, Repeat, WhileLoop
@@ -89,7 +89,7 @@ class _StepRenderer:
             if isinstance(step, Kernel):
                 self.kernel(step, repeat)
             elif isinstance(step, LibraryCall) and step.name == "gemm":
-                _render_gemm(self.modules.main, b, step, self.ptrs, self.program)
+                _render_gemm(self.modules, b, step, self.ptrs, self.program)
             elif isinstance(step, LibraryCall) and step.name == "host_call":
                 _render_host_call(self.modules.main, b, step, self.ptrs, self.program)
             elif isinstance(step, Branch):  # cond / switch: a native switch on the index
@@ -154,7 +154,7 @@ def _render_host_call(module: ir.Module, b: ir.IRBuilder, call: LibraryCall,
     b.call(fn, [array])
 
 
-def _render_gemm(module: ir.Module, b: ir.IRBuilder, call: LibraryCall,
+def _render_gemm(modules: Modules, b: ir.IRBuilder, call: LibraryCall,
                  ptrs: dict[str, ir.Value], program: Program) -> None:
     """Row-major ``C = op(A) @ op(B)`` per batch, as column-major BLAS ``C^T = op(B)^T op(A)^T``.
 
@@ -162,8 +162,10 @@ def _render_gemm(module: ir.Module, b: ir.IRBuilder, call: LibraryCall,
     alpha, a, lda, b, ldb, beta, c, ldc)``. A large product is cut into pieces the
     thread pool shares (``pool.py``, ``_gemm_piece``); each runs on one BLAS thread.
     With an addend (``gemm(a, b, p)``), each piece first copies its block of ``p``
-    into C and BLAS adds to it (``beta = 1``).
+    into C and BLAS adds to it (``beta = 1``). The pieces, mere calls, are compiled
+    lightly (the ``cheap`` module).
     """
+    module = modules.main
     c_name = call.args[-1]
     dtype = program.buffers[c_name].dtype
     nargs = len(call.args)
@@ -176,7 +178,11 @@ def _render_gemm(module: ir.Module, b: ir.IRBuilder, call: LibraryCall,
     if one_thread:  # see blas.py: a small product runs on the calling thread alone
         threads = get_or_declare(module, "fgrad_blas_threads", ir.FunctionType(i32, [i32]))
         before = b.call(threads, [ir.Constant(i32, 1)])
-    piece = _gemm_piece(module, call, dtype, parts) if parts > 1 else None
+    piece = None
+    if parts > 1:
+        name = modules.cheap.get_unique_name(f"{modules.entry}_gemm_piece")
+        defined = _gemm_piece(modules.cheap, call, dtype, parts, name)
+        piece = get_or_declare(module, defined.name, defined.function_type)
     if piece is not None:
         pool.start()
         parallel_for = get_or_declare(module, "fgrad_parallel_for",
@@ -199,79 +205,96 @@ def _render_gemm(module: ir.Module, b: ir.IRBuilder, call: LibraryCall,
         b.call(threads, [before])
 
 
+Extent = "int | ir.Value"  # a block's first row (or column) and count: known, or computed
+
+
 def _call_gemm(module: ir.Module, b: ir.IRBuilder, call: LibraryCall, dtype: np.dtype,
-               *operands: ir.Value, rows: tuple[int, int] | None = None,
-               cols: tuple[int, int] | None = None) -> None:
+               *operands: ir.Value, rows: tuple[Any, Any] | None = None,
+               cols: tuple[Any, Any] | None = None) -> None:
     """One BLAS call for the product's rows ``rows`` (first, count) and columns ``cols``
     of C (all by default): A's rows and C's rows, or B's and C's columns, move along.
-    ``operands``: A, B, (the addend,) C."""
+    ``operands``: A, B, (the addend,) C. Bounds are ints or i64 values."""
     typ = llvm_type(dtype)
     m, n, k = (call.param(p) for p in ("m", "n", "k"))
     ta, tb = call.param("trans_a"), call.param("trans_b")
     (r0, mm), (c0, nn) = rows or (0, m), cols or (0, n)
     a, b_, *addend, c = operands
+
+    def value(x: Any) -> ir.Value:
+        return ir.Constant(I64, x) if isinstance(x, int) else x
+
+    def mul(x: Any, y: int) -> Any:
+        return x * y if isinstance(x, int) else b.mul(x, ir.Constant(I64, y))
+
+    def plus(x: Any, y: Any) -> Any:
+        return x + y if isinstance(x, int) and isinstance(y, int) else b.add(value(x), value(y))
+
+    def at(ptr: ir.Value, offset: Any) -> ir.Value:
+        return b.gep(ptr, [value(offset)], inbounds=True, source_etype=typ)
+
     if addend:  # C's block starts as the addend's (BLAS then adds the product: beta = 1)
-        with for_range(b, mm, "row") as r:
-            start = b.add(b.mul(b.add(r, ir.Constant(I64, r0)), ir.Constant(I64, n)),
-                          ir.Constant(I64, c0))
-            with for_range(b, nn, "col") as j:
-                at = b.add(start, j)
-                value = b.load(b.gep(addend[0], [at], inbounds=True, source_etype=typ), typ=typ)
-                b.store(value, b.gep(c, [at], inbounds=True, source_etype=typ))
+        memcpy = module.declare_intrinsic("llvm.memcpy", [PTR, PTR, I64])
+
+        def copy(first: Any, count: Any) -> None:
+            nbytes = value(mul(count, dtype.itemsize))
+            b.call(memcpy, [at(c, first), at(addend[0], first), nbytes, ir.Constant(I1, 0)])
+        if cols is None:  # whole rows: one contiguous block
+            copy(mul(r0, n), mul(mm, n))
+        else:
+            with for_range(b, value(mm), "row") as r:
+                copy(plus(mul(plus(r, r0), n), c0), nn)
     fn = get_or_declare(module, "fgrad_sgemm" if dtype == np.float32 else "fgrad_dgemm",
                         ir.FunctionType(ir.VoidType(), [PTR] * 13))
+    i32 = ir.IntType(32)
 
-    def by_ref(value: ir.Value, typ_: ir.Type) -> ir.Value:
+    def by_ref(x: Any, typ_: ir.Type) -> ir.Value:
         slot = entry_alloca(b, typ_)
-        b.store(value, slot)
+        if not isinstance(x, ir.Value):
+            x = ir.Constant(typ_, x)
+        elif typ_ == i32:
+            x = b.trunc(x, i32)
+        b.store(x, slot)
         return slot
 
-    def moved(ptr: ir.Value, offset: int) -> ir.Value:
-        return b.gep(ptr, [ir.Constant(I64, offset)], inbounds=True, source_etype=typ)
-
-    i32 = ir.IntType(32)
-    chars = [by_ref(ir.Constant(I8, ord("T" if t else "N")), I8) for t in (tb, ta)]
-    dims = [by_ref(ir.Constant(i32, d), i32) for d in (nn, mm, k)]
-    lds = [by_ref(ir.Constant(i32, max(1, d)), i32)
-           for d in (k if tb else n, m if ta else k, n)]
-    alpha = by_ref(ir.Constant(typ, call.param("alpha", 1.0)), typ)
-    beta = by_ref(ir.Constant(typ, 1.0 if addend else 0.0), typ)
+    chars = [by_ref(ord("T" if t else "N"), I8) for t in (tb, ta)]
+    dims = [by_ref(d, i32) for d in (nn, mm, k)]
+    lds = [by_ref(max(1, d), i32) for d in (k if tb else n, m if ta else k, n)]
+    alpha = by_ref(call.param("alpha", 1.0), typ)
+    beta = by_ref(1.0 if addend else 0.0, typ)
     b.call(fn, [chars[0], chars[1], dims[0], dims[1], dims[2], alpha,
-                moved(b_, c0 * k if tb else c0), lds[0], moved(a, r0 if ta else r0 * k), lds[1],
-                beta, moved(c, r0 * n + c0), lds[2]])
+                at(b_, mul(c0, k) if tb else c0), lds[0], at(a, r0 if ta else mul(r0, k)),
+                lds[1], beta, at(c, plus(mul(r0, n), c0)), lds[2]])
 
 
-def _gemm_piece(module: ir.Module, call: LibraryCall, dtype: np.dtype,
-                parts: int) -> ir.Function:
+def _gemm_piece(module: ir.Module, call: LibraryCall, dtype: np.dtype, parts: int,
+                name: str) -> ir.Function:
     """``void piece(ptr ctx, i64 j)``: block ``j`` of ``parts`` of the product whose A, B
-    and C pointers ``ctx`` holds. The blocks split the larger operand, so each thread
-    packs only its share of it: C's columns (and B's) when B is the larger, else C's
-    rows (and A's)."""
-    m, n, k = (call.param(p) for p in ("m", "n", "k"))
-    by_cols = n * k >= m * k
+    (addend) and C pointers ``ctx`` holds. The blocks split the larger operand, so each
+    thread packs only its share of it: C's columns (and B's) when B is the larger,
+    else C's rows (and A's)."""
+    m, n = call.param("m"), call.param("n")
+    by_cols = n >= m
     extent = n if by_cols else m
     step = -(-extent // parts)
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64]),
-                     name=module.get_unique_name("gemm_piece"))
-    fn.linkage = "internal"
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64]), name=name)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     ctx, j = fn.args
     operands = [b.load(b.gep(ctx, [ir.Constant(I64, x)], source_etype=PTR), typ=PTR)
                 for x in range(len(call.args))]
-    with b.goto_block(fn.append_basic_block("exit")):
-        b.ret_void()
-    blocks = [fn.append_basic_block(f"block{x}") for x in range(parts)]
-    switch = b.switch(j, fn.blocks[1])  # each block's bounds are constants
-    for x, block in enumerate(blocks):
-        switch.add_case(ir.Constant(I64, x), block)
-        b.position_at_end(block)
-        first = x * step
-        count = min(step, extent - first)
-        if count > 0:
-            span = (first, count)
-            _call_gemm(module, b, call, dtype, *operands, cols=span if by_cols else None,
-                       rows=None if by_cols else span)
-        b.ret_void()
+    first = b.mul(j, ir.Constant(I64, step))
+    left = b.sub(ir.Constant(I64, extent), first)
+    count = b.select(b.icmp_signed("<", left, ir.Constant(I64, step)), left,
+                     ir.Constant(I64, step))
+    run = fn.append_basic_block("run")
+    done = fn.append_basic_block("done")
+    b.cbranch(b.icmp_signed(">", count, ir.Constant(I64, 0)), run, done)
+    b.position_at_end(run)
+    span = (first, count)
+    _call_gemm(module, b, call, dtype, *operands, cols=span if by_cols else None,
+               rows=None if by_cols else span)
+    b.branch(done)
+    b.position_at_end(done)
+    b.ret_void()
     return fn
 
 
