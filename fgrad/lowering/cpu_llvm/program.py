@@ -205,9 +205,6 @@ def _render_gemm(modules: Modules, b: ir.IRBuilder, call: LibraryCall,
         b.call(threads, [before])
 
 
-Extent = "int | ir.Value"  # a block's first row (or column) and count: known, or computed
-
-
 def _call_gemm(module: ir.Module, b: ir.IRBuilder, call: LibraryCall, dtype: np.dtype,
                *operands: ir.Value, rows: tuple[Any, Any] | None = None,
                cols: tuple[Any, Any] | None = None) -> None:
