@@ -111,3 +111,41 @@ def test_the_pool_starts_once_with_daemon_workers(two_threads: None) -> None:
     assert all(t.daemon for t in threading.enumerate() if t.name.startswith("fgrad-pool"))
     address = pool.start()
     assert pool.start() == address  # cached: no second runtime, no new workers
+
+
+# --- kernels: the outermost parallel loop in pieces --------------------------------------------
+
+KERNELS = {
+    "elementwise": lambda x: fnp.sin(x) * 2.0 + 1.0,
+    "row_sums": lambda x: fnp.sum(fnp.exp(x), axis=1),
+    "column_max": lambda x: fnp.max(x, axis=0),
+    "transpose": lambda x: fnp.tanh(x).T * 2.0,
+    "softmax": lambda x: fgrad.nn.softmax(x, axis=-1),
+    "cumsum": lambda x: fnp.cumsum(x, axis=1),
+    "in_a_scan": lambda x: fgrad.lax.scan(lambda c, r: (c * 0.5 + r, fnp.cos(c)), x[0], x)[1],
+    "gradient": fgrad.grad(lambda x: fnp.sum(fnp.tanh(x) ** 2)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+@pytest.mark.parametrize("shape", [(7, 7), (1, 5), (3, 1), (31, 33)])
+def test_split_kernels_compute_what_whole_ones_do(monkeypatch: Any, name: str,
+                                                  shape: tuple[int, int]) -> None:
+    monkeypatch.setenv("FGRAD_NUM_THREADS", "3")  # three pieces: uneven blocks too
+    monkeypatch.setattr(pool, "SPLIT_KERNEL_WORK", 1)
+    f = KERNELS[name]
+    x = np.random.default_rng(sum(shape)).normal(size=shape).astype(np.float32)
+    jitted = fgrad.jit(f, backend="cpu")
+    if min(shape) > 1:
+        assert "fgrad_parallel_for" in jitted.lower(x).as_text("llvm")
+    for _ in range(2):
+        np.testing.assert_allclose(np.asarray(jitted(x)), interpreted(f, x),
+                                   rtol=2e-6, atol=2e-6)
+
+
+def test_a_full_reduction_is_not_split(monkeypatch: Any) -> None:
+    monkeypatch.setenv("FGRAD_NUM_THREADS", "2")
+    monkeypatch.setattr(pool, "SPLIT_KERNEL_WORK", 1)
+    x = np.ones((64, 64), np.float32)
+    # one accumulator for the whole array: not a parallel loop, so one piece
+    assert "fgrad_parallel_for" not in fgrad.jit(fnp.sum).lower(x).as_text("llvm")

@@ -1,10 +1,11 @@
-"""Worker threads that share a large matrix product with the calling thread.
+"""Worker threads that share large products and kernels with the calling thread.
 
 A compiled program runs on the thread that calls it. A big ``gemm`` is cut
 into ``parts`` pieces (column or row blocks of the result, each its own
-single-threaded BLAS call) and handed to ``fgrad_parallel_for``, which
-publishes the job to the pool's worker threads and then claims pieces
-itself, like the workers, until none is left::
+single-threaded BLAS call), and so is a big kernel whose outermost loop is
+parallel (each piece runs a block of that loop; ``program.py``). The pieces
+go to ``fgrad_parallel_for``, which publishes the job to the pool's worker
+threads and then claims pieces itself, like the workers, until none is left::
 
     state = (generation << 32) | (pieces << 16) | next piece    (one atomic word)
     claim:  s = load(state); if gen(s) != g or next(s) == pieces(s): stop
@@ -39,7 +40,9 @@ import llvmlite.binding as llvm
 
 from fgrad.lowering.cpu_llvm import blas
 
-SPLIT_WORK = 1 << 21  # multiply-adds: products above ~40 us are worth splitting
+# Measured on the 2-core machine (bench/README.md): a split pays from about 40 us of work.
+SPLIT_WORK = 1 << 21  # multiply-adds of a product
+SPLIT_KERNEL_WORK = 1 << 17  # element-steps of a kernel (a pass over 512 KiB of float32)
 _SYS_FUTEX = 202 if platform.system() == "Linux" and platform.machine() == "x86_64" else None
 
 # The pool's state and routines, in LLVM IR. ``@fgrad_job_*`` hold the current job's
@@ -179,6 +182,12 @@ def parts_for(work: int) -> int:
     return n if n > 1 and work >= SPLIT_WORK else 1
 
 
+def kernel_parts_for(work: int) -> int:
+    """Into how many pieces to cut a parallel kernel of ``work`` element-steps."""
+    n = threads()
+    return n if n > 1 and work >= SPLIT_KERNEL_WORK else 1
+
+
 @functools.lru_cache(maxsize=None)
 def start() -> int:
     """Compile the pool's runtime into the shared engine and start its workers (once);
@@ -201,4 +210,5 @@ def start() -> int:
 _workers: list[object] = []
 
 
-__all__ = ["threads", "parts_for", "start", "SPLIT_WORK", "RUNTIME_IR"]
+__all__ = ["threads", "parts_for", "kernel_parts_for", "start", "SPLIT_WORK",
+           "SPLIT_KERNEL_WORK", "RUNTIME_IR"]

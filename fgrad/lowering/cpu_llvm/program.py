@@ -127,6 +127,9 @@ class _StepRenderer:
     def kernel(self, kernel: Kernel, repeat: float) -> None:
         self.count += 1
         name = f"k{self.count}_{kernel.name}"
+        parts = _kernel_parts(kernel)
+        if parts > 1:
+            return self.split_kernel(kernel, name, parts)
         if work(kernel.body) * repeat <= CHEAP_WORK:
             # external in its own module (so unique per program), declared in main
             fn = KernelRenderer(self.modules.cheap, kernel, f"{self.modules.entry}_{name}",
@@ -135,6 +138,46 @@ class _StepRenderer:
         else:
             fn = KernelRenderer(self.modules.main, kernel, name).render()
         self.b.call(fn, [self.ptrs[p.name] for p in kernel.params])
+
+
+    def split_kernel(self, kernel: Kernel, name: str, parts: int) -> None:
+        """Run ``kernel``'s outermost (parallel) loop in ``parts`` pieces on the thread
+        pool: the kernel takes a range of it, and a piece function, ``piece(ctx, j)``,
+        reads the buffer pointers from ``ctx`` and runs block ``j`` of the range."""
+        b, main = self.b, self.modules.main
+        fn = KernelRenderer(main, kernel, name, ranged=True).render()
+        piece = ir.Function(main, ir.FunctionType(ir.VoidType(), [PTR, I64]),
+                            name=f"{name}_piece")
+        piece.linkage = "internal"
+        pb = ir.IRBuilder(piece.append_basic_block("entry"))
+        ctx, j = piece.args
+        pointers = [pb.load(pb.gep(ctx, [ir.Constant(I64, x)], source_etype=PTR), typ=PTR)
+                    for x in range(len(kernel.params))]
+        extent = kernel.body[0].extent  # type: ignore[union-attr]
+        step = -(-extent // parts)
+        start = pb.mul(j, ir.Constant(I64, step))
+        stop = pb.add(start, ir.Constant(I64, step))
+        stop = pb.select(pb.icmp_signed("<", stop, ir.Constant(I64, extent)), stop,
+                         ir.Constant(I64, extent))
+        pb.call(fn, [*pointers, start, stop])
+        pb.ret_void()
+        pool.start()
+        parallel_for = get_or_declare(main, "fgrad_parallel_for",
+                                      ir.FunctionType(ir.VoidType(), [PTR, PTR, I64]))
+        with b.goto_entry_block():
+            ctx = b.alloca(PTR, size=ir.Constant(I64, len(kernel.params)), name=f"{name}_ctx")
+        for x, p in enumerate(kernel.params):
+            b.store(self.ptrs[p.name], b.gep(ctx, [ir.Constant(I64, x)], source_etype=PTR))
+        b.call(parallel_for, [piece, ctx, ir.Constant(I64, parts)])
+
+
+def _kernel_parts(kernel: Kernel) -> int:
+    """Into how many pieces to cut ``kernel`` (1: run it whole): only a kernel that is
+    one parallel loop, with enough work per call (``pool.SPLIT_KERNEL_WORK``)."""
+    body = kernel.body
+    if len(body) != 1 or not isinstance(body[0], Loop) or not body[0].parallel:
+        return 1
+    return min(pool.kernel_parts_for(work(body)), body[0].extent)
 
 
 def _render_host_call(module: ir.Module, b: ir.IRBuilder, call: LibraryCall,

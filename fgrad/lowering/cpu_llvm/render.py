@@ -53,10 +53,14 @@ class KernelRenderer:
     """Renders one ``Kernel`` into an LLVM function of ``module``."""
 
     def __init__(self, module: ir.Module, kernel: Kernel, name: str,
-                 linkage: str = "internal") -> None:
+                 linkage: str = "internal", ranged: bool = False) -> None:
+        """``ranged``: the function takes two more arguments, ``start`` and ``stop``, and
+        runs only those iterations of the kernel's outermost loop (a parallel one: the
+        thread pool's pieces, see ``program.py``)."""
         self.module, self.kernel = module, kernel
-        fnty = ir.FunctionType(ir.VoidType(), [PTR] * len(kernel.params))
+        fnty = ir.FunctionType(ir.VoidType(), [PTR] * len(kernel.params) + [I64, I64] * ranged)
         self.fn = ir.Function(module, fnty, name=name)
+        self.range = tuple(self.fn.args[-2:]) if ranged else None
         self.fn.linkage = linkage
         self.ptrs: dict[str, ir.Value] = {}
         self.sizes: dict[str, int] = {}
@@ -79,7 +83,12 @@ class KernelRenderer:
         b = self.builder
         for s in stmts:
             self.memo = {}  # rendered values are only reused within one statement's block
-            if isinstance(s, Loop):
+            if isinstance(s, Loop) and self.range is not None and s is self.kernel.body[0]:
+                start, stop = self.range
+                with for_range(b, b.sub(stop, start), s.var) as i:
+                    self.loops[s.var] = b.add(i, start, flags=["nsw"])
+                    self.block(s.body)
+            elif isinstance(s, Loop):
                 with for_range(b, s.extent, s.var) as i:
                     self.loops[s.var] = i
                     self.block(s.body)
