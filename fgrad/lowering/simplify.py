@@ -36,8 +36,8 @@ from __future__ import annotations
 from typing import Any
 
 from fgrad.lowering.kernel_ir import (
-    AccRef, Accumulate, Alu, Cast, DefineAcc, Idx, IndexValue, Load, Loop, ScalarOp, Stmt,
-    Store, Value, add, const, floordiv, from_value, imax, imin, mod, mul, var)
+    AccRef, Accumulate, Alu, Cast, DefineAcc, Idx, IndexValue, Kernel, Load, Loop, Param,
+    ScalarOp, Stmt, Store, Value, add, const, floordiv, from_value, imax, imin, mod, mul, var)
 
 BLOCK = 1024  # elements per partial sum in block_sums
 
@@ -186,11 +186,22 @@ def _blocked(loop: Loop, acc: Accumulate, define: DefineAcc) -> list[Stmt]:
 
 # --- substitution -------------------------------------------------------------------------------
 
-class _Substitute:
-    """Replace loop variables by index expressions, in indices, values and statements."""
+def canonical(kernel: Kernel) -> Kernel:
+    """``kernel`` named ``kernel``, its buffers ``p0, p1, ...`` in parameter order: two
+    kernels that compute the same thing on different buffers become equal (and print
+    the same), so a renderer compiles one function for both."""
+    names = {p.name: f"p{i}" for i, p in enumerate(kernel.params)}
+    params = tuple(Param(names[p.name], p.dtype, p.size, p.is_output) for p in kernel.params)
+    return Kernel("kernel", params, _Substitute({}, names).stmts(kernel.body))
 
-    def __init__(self, mapping: dict[str, Idx]) -> None:
+
+class _Substitute:
+    """Replace loop variables by index expressions (and rename buffers), in indices,
+    values and statements."""
+
+    def __init__(self, mapping: dict[str, Idx], buffers: dict[str, str] | None = None) -> None:
         self.mapping = mapping
+        self.buffers = buffers or {}
         self.memo: dict[int, tuple[Any, Any]] = {}  # values are DAGs: rewrite each node once
 
     def idx(self, e: Idx) -> Idx:
@@ -214,7 +225,7 @@ class _Substitute:
             return hit[1]
         out: Value = v
         if isinstance(v, Load):
-            out = Load(v.buf, self.idx(v.index), v.dtype,
+            out = Load(self.buffers.get(v.buf, v.buf), self.idx(v.index), v.dtype,
                        None if v.mask is None else self.idx(v.mask), v.fill)
         elif isinstance(v, Alu):
             out = Alu(v.op, tuple(self.value(a) for a in v.args), v.dtype)
@@ -231,12 +242,12 @@ class _Substitute:
             if isinstance(s, Loop):
                 s = Loop(s.var, s.extent, self.stmts(s.body), s.parallel)
             elif isinstance(s, Store):
-                s = Store(s.buf, self.idx(s.index), self.value(s.value), s.op,
-                          None if s.mask is None else self.idx(s.mask))
+                s = Store(self.buffers.get(s.buf, s.buf), self.idx(s.index),
+                          self.value(s.value), s.op, None if s.mask is None else self.idx(s.mask))
             elif isinstance(s, Accumulate):
                 s = Accumulate(s.name, self.value(s.value))
             out.append(s)
         return tuple(out)
 
 
-__all__ = ["collapse_loops", "block_sums", "BLOCK"]
+__all__ = ["collapse_loops", "block_sums", "canonical", "BLOCK"]

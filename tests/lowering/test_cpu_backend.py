@@ -151,7 +151,8 @@ def test_dropping_a_jitted_function_frees_its_programs() -> None:
     np.testing.assert_allclose(np.asarray(f(np.ones(3, np.float32))), np.cos(1.0) + 2.0,
                                rtol=1e-6)
     assert len(backends._cpu_cache) == programs + 1
-    assert len(engine._modules) == modules + 2  # the program's main and cheap modules
+    assert len(engine._modules) == modules + 1  # the program's main module (the cheap one
+    # is added as machine code: compile.py)
     del f
     gc.collect()
     assert len(backends._cpu_cache) == programs and len(engine._modules) == modules

@@ -295,3 +295,19 @@ def test_a_product_used_twice_is_not_folded() -> None:
     w, a, b = (rng.normal(size=s).astype(np.float32) for s in ((4, 6), (4, 3), (3, 6)))
     assert "alpha" not in kernels_of(step, w, a, b)
     check(step, w, a, b)
+
+
+def test_kernels_that_compute_the_same_are_compiled_once() -> None:
+    # two layers of the same width: their bias + relu kernels differ only in buffers
+    def two_layers(x: Any, w1: Any, b1: Any, w2: Any, b2: Any) -> Any:
+        h = fnp.maximum(x @ w1 + b1, 0.0)
+        return fnp.maximum(h @ w2 + b2, 0.0)
+    rng = np.random.default_rng(0)
+    args = [rng.normal(size=s).astype(np.float32)
+            for s in ((64, 128), (128, 128), (128,), (128, 128), (128,))]
+    lowered = fgrad.jit(two_layers, backend="cpu").lower(*args)
+    kernels = [line for line in lowered.as_text("kernels").splitlines()
+               if line.strip().startswith("kernel ")]
+    defined = re.findall(r'^define .*@"?(k\d+_\w+)"?\(', lowered.as_text("llvm"), re.M)
+    assert len(kernels) == 2 and len(defined) == 1, (kernels, defined)
+    check(two_layers, *args)

@@ -38,6 +38,7 @@ from fgrad.lowering.cpu_llvm.irutil import (
 from fgrad.lowering.cpu_llvm.render import KernelRenderer
 from fgrad.lowering.kernel_ir import Kernel, Loop, Stmt
 from fgrad.lowering.schedule import Branch, LibraryCall, Program, Repeat, WhileLoop
+from fgrad.lowering.simplify import canonical
 
 CHEAP_WORK = 2048  # element-steps per program run below which a kernel is compiled lightly
 
@@ -81,6 +82,7 @@ class _StepRenderer:
                  program: Program) -> None:
         self.modules, self.b, self.ptrs, self.program = modules, b, ptrs, program
         self.count = 0
+        self.rendered: dict[tuple[str, int, bool], ir.Function] = {}
 
     def steps(self, steps: Any, repeat: float) -> None:
         """Render ``steps``, which run ``repeat`` times per program run (inf: unknown)."""
@@ -125,26 +127,38 @@ class _StepRenderer:
                 raise NotImplementedError(f"cpu backend: no rendering for step {step!r}")
 
     def kernel(self, kernel: Kernel, repeat: float) -> None:
-        self.count += 1
-        name = f"k{self.count}_{kernel.name}"
+        """Call ``kernel``, compiled once per program for every kernel that computes the
+        same on other buffers (``simplify.canonical``: the layers of an MLP share theirs)."""
         parts = _kernel_parts(kernel)
+        cheap = parts == 1 and work(kernel.body) * repeat <= CHEAP_WORK
+        key = (str(canonical(kernel)), parts, cheap)
+        fn = self.rendered.get(key)
+        if fn is None:
+            self.count += 1
+            name = f"k{self.count}_{kernel.name}"
+            if parts > 1:
+                fn = self.split_kernel(kernel, name, parts)
+            elif cheap:
+                # external in its own module (so unique per program), declared in main
+                fn = KernelRenderer(self.modules.cheap, kernel,
+                                    f"{self.modules.entry}_{name}", linkage="external").render()
+                fn = get_or_declare(self.modules.main, fn.name, fn.function_type)
+            else:
+                fn = KernelRenderer(self.modules.main, kernel, name).render()
+                fn.attributes.add("noinline")  # the entry stays a list of calls
+            self.rendered[key] = fn
         if parts > 1:
-            return self.split_kernel(kernel, name, parts)
-        if work(kernel.body) * repeat <= CHEAP_WORK:
-            # external in its own module (so unique per program), declared in main
-            fn = KernelRenderer(self.modules.cheap, kernel, f"{self.modules.entry}_{name}",
-                                linkage="external").render()
-            fn = get_or_declare(self.modules.main, fn.name, fn.function_type)
+            self.run_pieces(fn, kernel, parts)
         else:
-            fn = KernelRenderer(self.modules.main, kernel, name).render()
-        self.b.call(fn, [self.ptrs[p.name] for p in kernel.params])
+            self.b.call(fn, [self.ptrs[p.name] for p in kernel.params])
 
 
-    def split_kernel(self, kernel: Kernel, name: str, parts: int) -> None:
-        """Run ``kernel``'s outermost (parallel) loop in ``parts`` pieces on the thread
-        pool: the kernel takes a range of it, and a piece function, ``piece(ctx, j)``,
-        reads the buffer pointers from ``ctx`` and runs block ``j`` of the range."""
-        b, main = self.b, self.modules.main
+    def split_kernel(self, kernel: Kernel, name: str, parts: int) -> ir.Function:
+        """A piece function for running ``kernel``'s outermost (parallel) loop in
+        ``parts`` pieces on the thread pool: the kernel takes a range of it, and the
+        piece, ``piece(ctx, j)``, reads the buffer pointers from ``ctx`` and runs block
+        ``j`` of the range."""
+        main = self.modules.main
         fn = KernelRenderer(main, kernel, name, ranged=True).render()
         piece = ir.Function(main, ir.FunctionType(ir.VoidType(), [PTR, I64]),
                             name=f"{name}_piece")
@@ -161,11 +175,16 @@ class _StepRenderer:
                          ir.Constant(I64, extent))
         pb.call(fn, [*pointers, start, stop])
         pb.ret_void()
+        return piece
+
+    def run_pieces(self, piece: ir.Function, kernel: Kernel, parts: int) -> None:
+        """Hand ``kernel``'s buffers and its piece function to the thread pool."""
+        b = self.b
         pool.start()
-        parallel_for = get_or_declare(main, "fgrad_parallel_for",
+        parallel_for = get_or_declare(self.modules.main, "fgrad_parallel_for",
                                       ir.FunctionType(ir.VoidType(), [PTR, PTR, I64]))
         with b.goto_entry_block():
-            ctx = b.alloca(PTR, size=ir.Constant(I64, len(kernel.params)), name=f"{name}_ctx")
+            ctx = b.alloca(PTR, size=ir.Constant(I64, len(kernel.params)))
         for x, p in enumerate(kernel.params):
             b.store(self.ptrs[p.name], b.gep(ctx, [ir.Constant(I64, x)], source_etype=PTR))
         b.call(parallel_for, [piece, ctx, ir.Constant(I64, parts)])
