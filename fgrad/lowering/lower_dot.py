@@ -136,7 +136,8 @@ def fold_gemm_updates(program: Program) -> Program:
     inside BLAS, the product, and a pass reading ``p`` and ``t``. Here it becomes
     ``out = gemm(a, b, p; alpha=-c)``: each block of ``out`` is copied from ``p``
     just before BLAS adds its block of the product to it (``beta = 1``), and ``t``
-    is never written. Only top-level steps are rewritten (buffers there are written
+    is never written. The call stays where the product was when ``p`` is ready
+    there (an optimizer's weights are inputs), so its operands are still in cache. Only top-level steps are rewritten (buffers there are written
     once, so ``a`` and ``b`` still hold their values at the update's place).
     """
     steps = list(program.steps)
@@ -154,9 +155,12 @@ def fold_gemm_updates(program: Program) -> Program:
         if any(_mentions(step, out) for i, step in enumerate(steps) if i != users[0]):
             continue
         params = {**dict(gemm.params), "alpha": alpha}
-        steps[users[0]] = (LibraryCall("gemm", (*gemm.args[:-1], p, out),
-                                       tuple(params.items())),)
-        steps[g] = ()  # type: ignore[call-overload]
+        fused = (LibraryCall("gemm", (*gemm.args[:-1], p, out), tuple(params.items())),)
+        # at the product's place if p is ready there (its operands are still in cache),
+        # else at the update's
+        ready = p in program.inputs or p in program.consts or not any(
+            _mentions(step, p) for step in steps[g:users[0]])
+        steps[g], steps[users[0]] = (fused, ()) if ready else ((), fused)
         program.buffers.pop(t)
     flat: list[Step] = []
     for step in steps:
