@@ -152,7 +152,6 @@ class _StepRenderer:
         else:
             self.b.call(fn, [self.ptrs[p.name] for p in kernel.params])
 
-
     def split_kernel(self, kernel: Kernel, name: str, parts: int) -> ir.Function:
         """A piece function for running ``kernel``'s outermost (parallel) loop in
         ``parts`` pieces on the thread pool: the kernel takes a range of it, and the
