@@ -145,6 +145,22 @@ def test_retrace_warning_names_the_argument_that_changed() -> None:
     assert "argument 'params' changed from i32[] to f16[]" in msg
 
 
+def test_retrace_warning_names_the_x64_flag() -> None:
+    # the same argument types trace again when enable_x64 changes (default dtypes differ)
+    f = fgrad.jit(lambda x: x + fnp.zeros(x.shape))
+    x = np.ones(2, np.float32)
+    before = fgrad.config.enable_x64
+    try:
+        f(np.ones(3, np.float32))
+        f(x)
+        fgrad.config.update("enable_x64", not before)
+        with pytest.warns(UserWarning, match=f"enable_x64 changed from {before} to {not before}"):
+            out = f(x)
+        assert out.dtype == (np.float32 if before else np.float64)
+    finally:
+        fgrad.config.update("enable_x64", before)
+
+
 def test_retrace_warning_names_leaves_static_args_and_structure() -> None:
     f = fgrad.jit(lambda t: t[0].sum() + t[1].sum())
     msg = _third_compile_warning(f, [((np.ones(2, np.float32), np.ones(n, np.float32)),)
