@@ -14,8 +14,8 @@ each launch plan) is in one, plus the largest kernels (register pressure).
 Compiling every distinct kernel takes minutes here, so that runs with
 ``-m slow``.
 
-A missing toolchain fails the tests in CI (``CI`` set) and skips them
-elsewhere, with what to install.
+The toolchain (NVRTC, ptxas) comes with the test extra from NVIDIA's pip
+packages; a missing piece fails these tests, saying what to install.
 """
 
 from __future__ import annotations
