@@ -36,9 +36,13 @@ import os
 import platform
 import threading
 
+from typing import Sequence
+
 import llvmlite.binding as llvm
+from llvmlite import ir
 
 from fgrad.lowering.cpu_llvm import blas
+from fgrad.lowering.cpu_llvm.irutil import I64, PTR, get_or_declare
 
 # Measured on the 2-core machine (bench/README.md): a split pays from about 40 us of work.
 SPLIT_WORK = 1 << 21  # multiply-adds of a product
@@ -210,5 +214,45 @@ def start() -> int:
 _workers: list[object] = []
 
 
-__all__ = ["threads", "parts_for", "kernel_parts_for", "start", "SPLIT_WORK",
-           "SPLIT_KERNEL_WORK", "RUNTIME_IR"]
+# --- the two halves of a split step, in a program's LLVM IR ------------------------------------
+
+def piece_function(module: ir.Module, name: str, nptrs: int, extent: int, parts: int
+                   ) -> tuple[ir.IRBuilder, list[ir.Value], ir.Value, ir.Value]:
+    """Start ``void name(ptr ctx, i64 j)``, the piece ``j`` of ``parts`` of a loop over
+    ``extent``: returns a builder placed where the piece's work goes (reached only if
+    its block is not empty), the ``nptrs`` pointers read from ``ctx``, and the block's
+    ``start`` and ``stop``. The caller emits the work and ``ret void``."""
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64]), name=name)
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    ctx, j = fn.args
+    pointers = [b.load(b.gep(ctx, [ir.Constant(I64, x)], source_etype=PTR), typ=PTR)
+                for x in range(nptrs)]
+    step = -(-extent // parts)
+    start = b.mul(j, ir.Constant(I64, step))
+    stop = b.add(start, ir.Constant(I64, step))
+    stop = b.select(b.icmp_signed("<", stop, ir.Constant(I64, extent)), stop,
+                    ir.Constant(I64, extent))
+    work, empty = fn.append_basic_block("work"), fn.append_basic_block("empty")
+    b.cbranch(b.icmp_signed("<", start, stop), work, empty)
+    b.position_at_end(empty)
+    b.ret_void()
+    b.position_at_end(work)
+    return b, pointers, start, stop
+
+
+def call_parallel_for(module: ir.Module, b: ir.IRBuilder, piece: ir.Function,
+                      pointers: Sequence[ir.Value], parts: int) -> None:
+    """At ``b``: run ``piece(ctx, j)`` for j < ``parts`` on the pool, ``ctx`` holding
+    ``pointers`` (starts the pool at the first program that uses it)."""
+    start()
+    parallel_for = get_or_declare(module, "fgrad_parallel_for",
+                                  ir.FunctionType(ir.VoidType(), [PTR, PTR, I64]))
+    with b.goto_entry_block():
+        ctx = b.alloca(PTR, size=ir.Constant(I64, len(pointers)), name="pieces_ctx")
+    for x, pointer in enumerate(pointers):
+        b.store(pointer, b.gep(ctx, [ir.Constant(I64, x)], source_etype=PTR))
+    b.call(parallel_for, [piece, ctx, ir.Constant(I64, parts)])
+
+
+__all__ = ["threads", "parts_for", "kernel_parts_for", "start", "piece_function",
+           "call_parallel_for", "SPLIT_WORK", "SPLIT_KERNEL_WORK", "RUNTIME_IR"]

@@ -154,39 +154,22 @@ class _StepRenderer:
 
     def split_kernel(self, kernel: Kernel, name: str, parts: int) -> ir.Function:
         """A piece function for running ``kernel``'s outermost (parallel) loop in
-        ``parts`` pieces on the thread pool: the kernel takes a range of it, and the
-        piece, ``piece(ctx, j)``, reads the buffer pointers from ``ctx`` and runs block
-        ``j`` of the range."""
+        ``parts`` pieces on the thread pool: the kernel takes a range of that loop, and
+        piece ``j`` (``pool.piece_function``) runs block ``j`` of it."""
         main = self.modules.main
         fn = KernelRenderer(main, kernel, name, ranged=True).render()
-        piece = ir.Function(main, ir.FunctionType(ir.VoidType(), [PTR, I64]),
-                            name=f"{name}_piece")
-        piece.linkage = "internal"
-        pb = ir.IRBuilder(piece.append_basic_block("entry"))
-        ctx, j = piece.args
-        pointers = [pb.load(pb.gep(ctx, [ir.Constant(I64, x)], source_etype=PTR), typ=PTR)
-                    for x in range(len(kernel.params))]
         extent = kernel.body[0].extent  # type: ignore[union-attr]
-        step = -(-extent // parts)
-        start = pb.mul(j, ir.Constant(I64, step))
-        stop = pb.add(start, ir.Constant(I64, step))
-        stop = pb.select(pb.icmp_signed("<", stop, ir.Constant(I64, extent)), stop,
-                         ir.Constant(I64, extent))
+        pb, pointers, start, stop = pool.piece_function(
+            main, f"{name}_piece", len(kernel.params), extent, parts)
         pb.call(fn, [*pointers, start, stop])
         pb.ret_void()
-        return piece
+        pb.function.linkage = "internal"
+        return pb.function
 
     def run_pieces(self, piece: ir.Function, kernel: Kernel, parts: int) -> None:
         """Hand ``kernel``'s buffers and its piece function to the thread pool."""
-        b = self.b
-        pool.start()
-        parallel_for = get_or_declare(self.modules.main, "fgrad_parallel_for",
-                                      ir.FunctionType(ir.VoidType(), [PTR, PTR, I64]))
-        with b.goto_entry_block():
-            ctx = b.alloca(PTR, size=ir.Constant(I64, len(kernel.params)))
-        for x, p in enumerate(kernel.params):
-            b.store(self.ptrs[p.name], b.gep(ctx, [ir.Constant(I64, x)], source_etype=PTR))
-        b.call(parallel_for, [piece, ctx, ir.Constant(I64, parts)])
+        pool.call_parallel_for(self.modules.main, self.b, piece,
+                               [self.ptrs[p.name] for p in kernel.params], parts)
 
 
 def _kernel_parts(kernel: Kernel) -> int:
@@ -244,12 +227,6 @@ def _render_gemm(modules: Modules, b: ir.IRBuilder, call: LibraryCall,
         name = modules.cheap.get_unique_name(f"{modules.entry}_gemm_piece")
         defined = _gemm_piece(modules.cheap, call, dtype, parts, name)
         piece = get_or_declare(module, defined.name, defined.function_type)
-    if piece is not None:
-        pool.start()
-        parallel_for = get_or_declare(module, "fgrad_parallel_for",
-                                      ir.FunctionType(ir.VoidType(), [PTR, PTR, I64]))
-        with b.goto_entry_block():
-            ctx = b.alloca(PTR, size=ir.Constant(I64, nargs), name="gemm_ctx")
     with for_range(b, batch, "batch") as i:
         def at(name: str, stride: int) -> ir.Value:
             offset = b.mul(i, ir.Constant(I64, stride))
@@ -259,9 +236,7 @@ def _render_gemm(modules: Modules, b: ir.IRBuilder, call: LibraryCall,
         if piece is None:
             _call_gemm(module, b, call, dtype, *operands)
         else:
-            for j, value in enumerate(operands):
-                b.store(value, b.gep(ctx, [ir.Constant(I64, j)], source_etype=PTR))
-            b.call(parallel_for, [piece, ctx, ir.Constant(I64, parts)])
+            pool.call_parallel_for(module, b, piece, operands, parts)
     if one_thread:
         b.call(threads, [before])
 
@@ -332,28 +307,13 @@ def _gemm_piece(module: ir.Module, call: LibraryCall, dtype: np.dtype, parts: in
     else C's rows (and A's)."""
     m, n = call.param("m"), call.param("n")
     by_cols = n >= m
-    extent = n if by_cols else m
-    step = -(-extent // parts)
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64]), name=name)
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    ctx, j = fn.args
-    operands = [b.load(b.gep(ctx, [ir.Constant(I64, x)], source_etype=PTR), typ=PTR)
-                for x in range(len(call.args))]
-    first = b.mul(j, ir.Constant(I64, step))
-    left = b.sub(ir.Constant(I64, extent), first)
-    count = b.select(b.icmp_signed("<", left, ir.Constant(I64, step)), left,
-                     ir.Constant(I64, step))
-    run = fn.append_basic_block("run")
-    done = fn.append_basic_block("done")
-    b.cbranch(b.icmp_signed(">", count, ir.Constant(I64, 0)), run, done)
-    b.position_at_end(run)
-    span = (first, count)
+    b, operands, start, stop = pool.piece_function(module, name, len(call.args),
+                                                   n if by_cols else m, parts)
+    span = (start, b.sub(stop, start))
     _call_gemm(module, b, call, dtype, *operands, cols=span if by_cols else None,
                rows=None if by_cols else span)
-    b.branch(done)
-    b.position_at_end(done)
     b.ret_void()
-    return fn
+    return b.function
 
 
 __all__ = ["render_program", "Modules", "CHEAP_WORK", "work"]

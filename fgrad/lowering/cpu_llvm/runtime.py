@@ -115,7 +115,6 @@ class CpuExecutable:
             raise_pending()  # an exception inside a host call surfaces here
         return outs
 
-
     def run_direct(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Run with ``args``, numpy arrays of the compiled shapes and dtypes (the caller
         has matched them, as jit's fast path does): the object entry checks them again
