@@ -73,15 +73,21 @@ def optimize_lightly(module: Any, tm: Any) -> None:
     mpm.run(module, pb)
 
 
+def _parse(text: str, tm: Any) -> Any:
+    """LLVM IR text as a verified module for the host target."""
+    mod = llvm.parse_assembly(text)
+    mod.triple = tm.triple
+    mod.data_layout = str(tm.target_data)
+    mod.verify()
+    return mod
+
+
 def add_runtime_module(text: str, names: list[str]) -> list[int]:
     """Compile hand-written LLVM IR (the thread pool's runtime) into the shared engine,
     lightly optimized; the addresses of the functions ``names``."""
     tm, engine = _engine()
     with _lock:
-        mod = llvm.parse_assembly(text)
-        mod.triple = tm.triple
-        mod.data_layout = str(tm.target_data)
-        mod.verify()
+        mod = _parse(text, tm)
         optimize_lightly(mod, tm)
         engine.add_module(mod)
         engine.finalize_object()
@@ -140,10 +146,7 @@ def compile_modules(modules: Modules) -> Compiled:
     parsed, in_engine = [], []
     with _lock:  # MCJIT engines are not thread-safe
         for kind, text in texts.items():  # cheap first: main declares its functions
-            mod = llvm.parse_assembly(text)
-            mod.triple = tm.triple
-            mod.data_layout = str(tm.target_data)
-            mod.verify()
+            mod = _parse(text, tm)
             lap("parse")
             if kind == "cheap":
                 optimize_lightly(mod, tm)
