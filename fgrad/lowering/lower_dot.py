@@ -20,8 +20,7 @@ from fgrad.lowering.kernel_ir import (
     Alu, Cast, Const, Idx, Kernel, Load, Loop, ScalarOp, Store, alu, as_idx, var)
 from fgrad.lowering.lower_rules import _transpose
 from fgrad.lowering.schedule import (
-    Branch, Buffer, Lazy, LibraryCall, Program, Repeat, Scheduler, Step, WhileLoop, elementwise,
-    reindex)
+    Buffer, Lazy, LibraryCall, Program, Scheduler, Step, elementwise, reindex, step_buffers)
 
 O = ScalarOp
 
@@ -137,8 +136,9 @@ def fold_gemm_updates(program: Program) -> Program:
     ``out = gemm(a, b, p; alpha=-c)``: each block of ``out`` is copied from ``p``
     just before BLAS adds its block of the product to it (``beta = 1``), and ``t``
     is never written. The call stays where the product was when ``p`` is ready
-    there (an optimizer's weights are inputs), so its operands are still in cache. Only top-level steps are rewritten (buffers there are written
-    once, so ``a`` and ``b`` still hold their values at the update's place).
+    there (an optimizer's weights are inputs), so its operands are still in cache.
+    Only top-level steps are rewritten (buffers there are written once, so ``a`` and
+    ``b`` still hold their values at the update's place).
     """
     steps = list(program.steps)
     for g, gemm in enumerate(steps):
@@ -169,20 +169,9 @@ def fold_gemm_updates(program: Program) -> Program:
 
 
 def _mentions(step: Any, name: str) -> bool:
-    """Does ``step`` (or any step inside it) read or write buffer ``name``?"""
-    if isinstance(step, tuple):
-        return any(_mentions(s, name) for s in step)
-    if isinstance(step, Kernel):
-        return any(p.name == name for p in step.params)
-    if isinstance(step, LibraryCall):
-        return name in step.args
-    if isinstance(step, Branch):
-        return step.index == name or any(_mentions(s, name) for b in step.branches for s in b)
-    if isinstance(step, Repeat):
-        return step.counter == name or any(_mentions(s, name) for s in step.body)
-    if isinstance(step, WhileLoop):
-        return step.pred == name or any(_mentions(s, name) for s in (*step.cond, *step.body))
-    return True  # unknown: assume it does
+    """Does ``step`` (a step, or a tuple of steps) read or write buffer ``name``?"""
+    steps = step if isinstance(step, tuple) else (step,)
+    return any(name in step_buffers(s) for s in steps)
 
 
 def _update_of(kernel: Kernel, t: str, buf: Buffer) -> tuple[str, str, float] | None:

@@ -133,6 +133,29 @@ class WhileLoop:
 Step = Union[Kernel, LibraryCall, Branch, Repeat, WhileLoop]
 
 
+def nested_steps(step: Step) -> list[tuple[Step, ...]]:
+    """The step sequences inside ``step`` (a branch's cases, a loop's body and condition)."""
+    if isinstance(step, Branch):
+        return list(step.branches)
+    if isinstance(step, Repeat):
+        return [step.body]
+    if isinstance(step, WhileLoop):
+        return [step.cond, step.body]
+    return []
+
+
+def step_buffers(step: Step) -> set[str]:
+    """Every buffer ``step`` (or a step inside it) reads or writes."""
+    names = {p.name for p in step.params} if isinstance(step, Kernel) else \
+        set(step.args) if isinstance(step, LibraryCall) else \
+        {step.index} if isinstance(step, Branch) else \
+        {step.counter} if isinstance(step, Repeat) else {step.pred}
+    for body in nested_steps(step):
+        for inner in body:
+            names |= step_buffers(inner)
+    return names
+
+
 @dataclasses.dataclass
 class Program:
     """Kernels and library calls over named buffers; what a backend compiles and runs."""
@@ -564,4 +587,5 @@ def schedule(closed: ClosedJaxpr) -> Program:
 
 __all__ = ["Buffer", "LibraryCall", "Branch", "Repeat", "WhileLoop", "Step", "Program", "Lazy",
            "Scheduler", "LoweringError", "RECOMPUTE_LIMIT", "buffer_value", "const_value",
-           "elementwise", "reindex", "loop_nest", "flat_index", "schedule"]
+           "elementwise", "reindex", "loop_nest", "flat_index", "schedule", "nested_steps",
+           "step_buffers"]

@@ -21,7 +21,7 @@ from fgrad.lowering.cpu_llvm import objects
 from fgrad.lowering.cpu_llvm.compile import Compiled, compile_modules
 from fgrad.lowering.cpu_llvm.program import render_program
 from fgrad.lowering.host_calls import raise_pending
-from fgrad.lowering.schedule import Branch, LibraryCall, Program, Repeat, WhileLoop
+from fgrad.lowering.schedule import LibraryCall, Program, nested_steps
 
 _ids = itertools.count()
 _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
@@ -135,15 +135,8 @@ class CpuExecutable:
 
 
 def _has_host_calls(steps: Sequence[Any]) -> bool:
-    for step in steps:
-        if isinstance(step, LibraryCall) and step.name == "host_call":
-            return True
-        nested = [step.body] if isinstance(step, Repeat) else \
-            [step.cond, step.body] if isinstance(step, WhileLoop) else \
-            list(step.branches) if isinstance(step, Branch) else []
-        if any(_has_host_calls(body) for body in nested):
-            return True
-    return False
+    return any((isinstance(step, LibraryCall) and step.name == "host_call")
+               or any(_has_host_calls(body) for body in nested_steps(step)) for step in steps)
 
 
 __all__ = ["CpuExecutable", "address"]
