@@ -149,3 +149,11 @@ def test_a_full_reduction_is_not_split(monkeypatch: Any) -> None:
     x = np.ones((64, 64), np.float32)
     # one accumulator for the whole array: not a parallel loop, so one piece
     assert "fgrad_parallel_for" not in fgrad.jit(fnp.sum).lower(x).as_text("llvm")
+
+
+@pytest.mark.parametrize("value", ["two", "0", "-1"])
+def test_a_bad_thread_count_is_reported(monkeypatch: Any, value: str) -> None:
+    monkeypatch.setenv("FGRAD_NUM_THREADS", value)
+    with pytest.raises(ValueError, match=f"FGRAD_NUM_THREADS must be a positive integer, "
+                                         f"got '{value}'"):
+        pool.threads()

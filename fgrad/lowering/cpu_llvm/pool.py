@@ -173,7 +173,9 @@ def threads() -> int:
         return 1
     wanted = os.environ.get("FGRAD_NUM_THREADS")
     if wanted:
-        return max(1, int(wanted))
+        if not wanted.strip().isdigit() or int(wanted) < 1:
+            raise ValueError(f"FGRAD_NUM_THREADS must be a positive integer, got {wanted!r}")
+        return int(wanted)
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
