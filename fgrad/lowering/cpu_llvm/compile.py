@@ -83,8 +83,8 @@ def _parse(text: str, tm: Any) -> Any:
 
 
 def add_runtime_module(text: str, names: list[str]) -> list[int]:
-    """Compile hand-written LLVM IR (the thread pool's runtime) into the shared engine,
-    lightly optimized; the addresses of the functions ``names``."""
+    """Compile a runtime module (the thread pool, ``gemm.py``'s routine) into the shared
+    engine, lightly optimized; the addresses of the functions ``names``."""
     tm, engine = _engine()
     with _lock:
         mod = _parse(text, tm)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from llvmlite import ir
 
-from fgrad.lowering.cpu_llvm import blas, pool
+from fgrad.lowering.cpu_llvm import blas, gemm, pool
 from fgrad.lowering.cpu_llvm.irutil import (
     I1, I8, I64, PTR, entry_alloca, for_range, get_or_declare, llvm_type)
 from fgrad.lowering.cpu_llvm.render import KernelRenderer
@@ -276,6 +276,16 @@ def _call_gemm(module: ir.Module, b: ir.IRBuilder, call: LibraryCall, dtype: np.
         else:
             with for_range(b, value(mm), "row") as r:
                 copy(plus(mul(plus(r, r0), n), c0), nn)
+    a_block = at(a, r0 if ta else mul(r0, k))
+    b_block = at(b_, mul(c0, k) if tb else c0)
+    c_block = at(c, plus(mul(r0, n), c0))
+    if gemm.use_for(dtype, m, n, k, tb):  # fgrad's own routine (gemm.py), row-major
+        gemm.register(dtype)
+        own = get_or_declare(module, gemm.symbol(dtype), gemm.signature(dtype))
+        b.call(own, [value(int(ta)), value(mm), value(nn), value(k),
+                     ir.Constant(typ, call.param("alpha", 1.0)), a_block, value(m if ta else k),
+                     b_block, value(n), value(1 if addend else 0), c_block, value(n)])
+        return
     fn = get_or_declare(module, "fgrad_sgemm" if dtype == np.float32 else "fgrad_dgemm",
                         ir.FunctionType(ir.VoidType(), [PTR] * 13))
     i32 = ir.IntType(32)
@@ -294,9 +304,8 @@ def _call_gemm(module: ir.Module, b: ir.IRBuilder, call: LibraryCall, dtype: np.
     lds = [by_ref(max(1, d), i32) for d in (k if tb else n, m if ta else k, n)]
     alpha = by_ref(call.param("alpha", 1.0), typ)
     beta = by_ref(1.0 if addend else 0.0, typ)
-    b.call(fn, [chars[0], chars[1], dims[0], dims[1], dims[2], alpha,
-                at(b_, mul(c0, k) if tb else c0), lds[0], at(a, r0 if ta else mul(r0, k)),
-                lds[1], beta, at(c, plus(mul(r0, n), c0)), lds[2]])
+    b.call(fn, [chars[0], chars[1], dims[0], dims[1], dims[2], alpha, b_block, lds[0],
+                a_block, lds[1], beta, c_block, lds[2]])
 
 
 def _gemm_piece(module: ir.Module, call: LibraryCall, dtype: np.dtype, parts: int,

@@ -1,0 +1,167 @@
+"""fgrad's own matrix product on the CPU (fgrad/lowering/cpu_llvm/gemm.py).
+
+The routine is checked directly (through ctypes) against numpy in float64 over
+shapes that hit every edge of its tiles and blocks, with padded leading
+dimensions whose padding must stay untouched, and with operands that end at an
+unreadable page (a read past them would crash the test). Then compiled programs
+whose products go to it (``use_for`` widened to everything it can compute) must
+agree with the interpreter, split over threads or not."""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import fgrad
+from conftest import enable_x64
+from fgrad.lowering.cpu_llvm import compile as cpu_compile
+from fgrad.lowering.cpu_llvm import gemm, pool
+
+DTYPES = [np.float32, np.float64]
+
+
+def routine(dtype: Any) -> Any:
+    """The compiled routine for ``dtype`` as a ctypes function."""
+    gemm.register(np.dtype(dtype))
+    _, engine = cpu_compile._engine()
+    scalar = ctypes.c_float if dtype == np.float32 else ctypes.c_double
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    return ctypes.CFUNCTYPE(None, i64, i64, i64, i64, scalar, ptr, i64, ptr, i64, i64, ptr,
+                            i64)(engine.get_function_address(gemm.symbol(np.dtype(dtype))))
+
+
+def tile_edges(dtype: Any) -> list[int]:
+    """Sizes around the tiles' and blocks' edges."""
+    w = gemm.NV * gemm.lanes(np.dtype(dtype))
+    return sorted({1, 2, gemm.MR - 1, gemm.MR, gemm.MR + 1, w - 1, w, w + 1, 2 * w + 3,
+                   gemm.KC - 1, gemm.KC, gemm.KC + 1, gemm.MC + gemm.MR + 1})
+
+
+@st.composite
+def products(draw: Any) -> dict[str, Any]:
+    dtype = draw(st.sampled_from(DTYPES))
+    size = st.one_of(st.integers(1, 40), st.sampled_from(tile_edges(dtype)))
+    m, n, k = draw(size), draw(size), draw(size)
+    return dict(dtype=dtype, m=m, n=n, k=k, trans_a=draw(st.booleans()),
+                beta=draw(st.booleans()), alpha=draw(st.sampled_from([1.0, -0.25, 3.0])),
+                pad=draw(st.sampled_from([0, 1, 17])), seed=draw(st.integers(0, 2 ** 16)))
+
+
+@given(products())
+def test_routine_equals_numpy(case: dict[str, Any]) -> None:
+    dtype, m, n, k, pad = (case[x] for x in ("dtype", "m", "n", "k", "pad"))
+    rng = np.random.default_rng(case["seed"])
+    rows_a, cols_a = (k, m) if case["trans_a"] else (m, k)
+    a = rng.normal(size=(rows_a, cols_a + pad)).astype(dtype)  # padded rows: lda > cols
+    b = rng.normal(size=(k, n + pad)).astype(dtype)
+    c = rng.normal(size=(m, n + pad)).astype(dtype)
+    before = c.copy()
+    routine(dtype)(case["trans_a"], m, n, k, case["alpha"], a.ctypes.data, a.shape[1],
+                   b.ctypes.data, b.shape[1], case["beta"], c.ctypes.data, c.shape[1])
+    op_a = a[:, :cols_a].astype(np.float64)
+    want = case["alpha"] * ((op_a.T if case["trans_a"] else op_a) @ b[:, :n])
+    if case["beta"]:
+        want += before[:, :n]
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(c[:, :n], want, rtol=tol, atol=tol * 10 * np.sqrt(k))
+    np.testing.assert_array_equal(c[:, n:], before[:, n:])  # the padding is not written
+
+
+def before_a_wall(shape: tuple[int, ...], dtype: Any, keep: list[Any]) -> np.ndarray:
+    """A C-contiguous array whose last byte is followed by a page that faults when read."""
+    page = mmap.PAGESIZE
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    size = -(-nbytes // page) * page
+    buf = mmap.mmap(-1, size + page)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    assert libc.mprotect(base + size, page, 0) == 0  # PROT_NONE
+    keep.append(buf)
+    return np.frombuffer(buf, dtype, count=int(np.prod(shape)), offset=size - nbytes
+                         ).reshape(shape)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+def test_routine_reads_and_writes_nothing_past_its_operands(dtype: Any, trans_a: bool) -> None:
+    keep: list[Any] = []
+    m, n, k = gemm.MR + 3, 2 * gemm.NV * gemm.lanes(np.dtype(dtype)) + 5, 7
+    rng = np.random.default_rng(0)
+    a = before_a_wall((k, m) if trans_a else (m, k), dtype, keep)
+    b, c = before_a_wall((k, n), dtype, keep), before_a_wall((m, n), dtype, keep)
+    a[...] = rng.normal(size=a.shape)
+    b[...] = rng.normal(size=b.shape)
+    c[...] = 1.0
+    routine(dtype)(trans_a, m, n, k, 2.0, a.ctypes.data, a.shape[1], b.ctypes.data, n, 1,
+                   c.ctypes.data, n)
+    np.testing.assert_allclose(c, 1.0 + 2.0 * ((a.T if trans_a else a) @ b), rtol=1e-5)
+
+
+def test_policy_keeps_what_it_would_lose_on_blas(monkeypatch: Any) -> None:
+    monkeypatch.setattr(gemm, "host_supported", lambda: True)
+    f32 = np.dtype(np.float32)
+    assert gemm.use_for(f32, 128, 512, 784, trans_b=False)  # the MLP's products
+    assert not gemm.use_for(f32, 128, 512, 784, trans_b=True)  # B^T: would need packing
+    assert not gemm.use_for(f32, 128, 10, 512, trans_b=False)  # not one tile of columns
+    assert not gemm.use_for(f32, 10816, 16, 9, trans_b=False)  # im2col's short contraction
+    assert not gemm.use_for(f32, 64, 64, 64, trans_b=False)  # too little work
+    assert not gemm.use_for(f32, 2048, 2048, 2048, trans_b=False)  # A beyond L2
+    assert not gemm.use_for(np.dtype(np.int32), 128, 512, 784, trans_b=False)
+    monkeypatch.setattr(gemm, "host_supported", lambda: False)  # no AVX-512
+    assert not gemm.use_for(f32, 128, 512, 784, trans_b=False)
+
+
+@pytest.fixture
+def everywhere(monkeypatch: Any) -> None:
+    """Send every product the routine can compute to it, however small."""
+    monkeypatch.setattr(gemm, "use_for", gemm.can_run)
+
+
+FORMS: dict[str, tuple[Any, Any]] = {
+    "nn": (lambda a, b: a @ b, lambda m, k, n: [(m, k), (k, n)]),
+    "tn": (lambda a, b: a.T @ b, lambda m, k, n: [(k, m), (k, n)]),
+    "update": (lambda w, a, b: w - 0.5 * (a.T @ b), lambda m, k, n: [(m, n), (k, m), (k, n)]),
+    "batched": (lambda a, b: a @ b, lambda m, k, n: [(3, m, k), (3, k, n)]),
+}
+
+
+def interpreted(f: Any, *args: Any) -> Any:
+    return np.asarray(fgrad.jit(f, backend="interpret")(*args))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("form", sorted(FORMS))
+@pytest.mark.parametrize("m, k, n", [(9, 5, 40), (40, 300, 9), (1, 3, 2), (130, 33, 70)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_compiled_products_use_it_and_equal_the_interpreter(
+        everywhere: None, monkeypatch: Any, threads: int, form: str, m: int, k: int, n: int,
+        dtype: Any) -> None:
+    monkeypatch.setenv("FGRAD_NUM_THREADS", str(threads))
+    monkeypatch.setattr(pool, "SPLIT_WORK", 1)  # with two threads, split every product
+    f, shapes = FORMS[form]
+    rng = np.random.default_rng(m * 1000 + n)
+    args = [rng.normal(size=s).astype(dtype) for s in shapes(m, k, n)]
+    with enable_x64(dtype == np.float64):
+        jitted = fgrad.jit(f, backend="cpu")
+        llvm_text = jitted.lower(*args).as_text("llvm")
+        assert gemm.symbol(np.dtype(dtype)) in llvm_text
+        assert ("fgrad_parallel_for" in llvm_text) == (threads == 2)
+        for _ in range(2):
+            np.testing.assert_allclose(np.asarray(jitted(*args)), interpreted(f, *args),
+                                       rtol=1e-5, atol=1e-5)
+
+
+def test_the_mlp_products_go_to_it_by_default() -> None:
+    if not gemm.host_supported():
+        assert not gemm.use_for(np.dtype(np.float32), 128, 512, 784, trans_b=False)
+        return
+    x, w = np.ones((128, 784), np.float32), np.ones((784, 512), np.float32)
+    text = fgrad.jit(lambda x, w: x @ w).lower(x, w).as_text("llvm")
+    assert gemm.symbol(np.dtype(np.float32)) in text and "fgrad_sgemm" not in text
