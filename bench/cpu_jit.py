@@ -344,7 +344,7 @@ WORKLOADS: dict[str, Callable[[Any, Any, Any], list[Row]]] = {
 
 def thread_env(n: int) -> dict[str, str]:
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n),
-               MKL_NUM_THREADS=str(n), FGRAD_CPU_THREADS=str(n))
+               MKL_NUM_THREADS=str(n), FGRAD_NUM_THREADS=str(n))
     if n == 1:
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
                             ).strip()
