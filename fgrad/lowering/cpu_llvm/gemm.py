@@ -33,8 +33,9 @@ OpenBLAS's time over a grid of medium products (``x @ w``, 128x784 by 784x512:
 (2048^3: 1.29x), where a block of A outgrows L2 and a strip of B spans more cache
 sets than it fits in, and on small or thin ones (under 1M multiply-adds, fewer
 columns than a tile) where BLAS's small-matrix kernels win; ``use_for`` keeps those
-on BLAS. It is used only where the host has AVX-512: its tile is sized for 32
-vector registers.
+on BLAS. In float64 (a tile of 8 x 16) it ties with OpenBLAS, so float64 products
+stay on BLAS too (the routine is built and tested for both). It is used only
+where the host has AVX-512: its tile is sized for 32 vector registers.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ MR, NV = 8, 2  # a tile of C: MR rows by NV vectors
 KC, MC = 256, 256  # contraction steps per block; rows of A per block
 VECTOR_BYTES = 64  # AVX-512
 OPTIMIZED = False
-MIN_WORK, MIN_K, MAX_A_BYTES = 1 << 20, 16, 1 << 21  # the products it takes (``use_for``)
+MIN_WORK, MIN_K, MAX_A_BYTES = 1 << 20, 16, 1 << 20  # the products it takes (``use_for``)
 
 
 def lanes(dtype: np.dtype) -> int:
@@ -77,14 +78,14 @@ def can_run(dtype: np.dtype, m: int, n: int, k: int, trans_b: bool) -> bool:
 
 
 def use_for(dtype: np.dtype, m: int, n: int, k: int, trans_b: bool) -> bool:
-    """Should a product run here rather than in BLAS? Where it measured faster (the
-    grid in ``bench/README.md``): at least one whole tile of columns, a real
-    contraction, enough work to hide the tiles' edges (1M multiply-adds), and A small
-    enough (2 MiB) that its blocks come from L2."""
-    itemsize = np.dtype(dtype).itemsize
+    """Should a product run here rather than in BLAS? Where it measured faster
+    (``bench/gemm.py``, results in ``bench/README.md``): float32 (in float64 it ties
+    with OpenBLAS), at least one whole tile of columns, a real contraction, enough work
+    to hide the tiles' edges (1M multiply-adds), and A small enough (1 MiB) that its
+    blocks come from L2."""
     return (can_run(dtype, m, n, k, trans_b) and host_supported()
-            and n >= NV * lanes(dtype) and k >= MIN_K and m * n * k >= MIN_WORK
-            and m * k * itemsize <= MAX_A_BYTES)
+            and np.dtype(dtype) == np.float32 and n >= NV * lanes(dtype) and k >= MIN_K
+            and m * n * k >= MIN_WORK and m * k * 4 <= MAX_A_BYTES)
 
 
 # --- the routine, in LLVM IR --------------------------------------------------------------------
