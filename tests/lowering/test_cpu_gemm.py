@@ -28,7 +28,7 @@ DTYPES = [np.float32, np.float64]
 
 def routine(dtype: Any) -> Any:
     """The compiled routine for ``dtype`` as a ctypes function."""
-    gemm.register(np.dtype(dtype))
+    gemm.register(dtype)  # (a second time: nothing to do)
     _, engine = cpu_compile._engine()
     scalar = ctypes.c_float if dtype == np.float32 else ctypes.c_double
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
@@ -160,6 +160,12 @@ def test_compiled_products_use_it_and_equal_the_interpreter(
         for _ in range(2):
             np.testing.assert_allclose(np.asarray(jitted(*args)), interpreted(f, *args),
                                        rtol=1e-5, atol=1e-5)
+
+
+def test_module_text_is_the_routine() -> None:
+    text = gemm.module_text(np.float32)
+    assert 'define void @"fgrad_gemm_float32"(i64 %"trans_a"' in text
+    assert "llvm.fma.v16f32" in text and "llvm.masked.store.v16f32" in text  # the edge tile
 
 
 def test_the_mlp_products_go_to_it_by_default() -> None:

@@ -36,12 +36,16 @@ columns than a tile) where BLAS's small-matrix kernels win; ``use_for`` keeps th
 on BLAS. In float64 (a tile of 8 x 16) it ties with OpenBLAS, so float64 products
 stay on BLAS too (the routine is built and tested for both). It is used only
 where the host has AVX-512: its tile is sized for 32 vector registers.
+
+A program calls it like BLAS (``program.py``, ``_call_gemm``), so its IR is not in
+``jit(f).lower(...).as_text("llvm")``; ``print(module_text(np.float32))`` shows it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from typing import Iterator
 
 import llvmlite.binding as llvm
@@ -112,6 +116,7 @@ def _tile(module: ir.Module, dtype: np.dtype, masked: bool) -> ir.Function:
     fn.attributes.add("noinline")
     for arg in (0, 3, 5):
         fn.args[arg].add_attribute("noalias")
+    _name_args(fn, "a sr sk b ldb c ldc kc rows cols alpha add")
     a, sr, sk, bp, ldb, cp, ldc, kc, rows, cols, alpha, add = fn.args
     entry, loop, done = (fn.append_basic_block(x) for x in ("entry", "loop", "done"))
     b = ir.IRBuilder(entry)
@@ -132,29 +137,31 @@ def _tile(module: ir.Module, dtype: np.dtype, masked: bool) -> ir.Function:
     row_ptrs = []
     for r in range(MR):
         row = b.select(b.icmp_signed("<", const(r), rows), const(r), last)
-        row_ptrs.append(b.gep(a, [b.mul(row, sr)], source_etype=t))
+        row_ptrs.append(b.gep(a, [b.mul(row, sr)], source_etype=t, name=f"a_row{r}"))
     b.branch(loop)
 
     b.position_at_end(loop)
     k = b.phi(I64, "k")
     k.add_incoming(const(0), entry)
     acc = [[b.phi(vec, f"acc{r}_{v}") for v in range(NV)] for r in range(MR)]
-    b_row = b.gep(bp, [b.mul(k, ldb)], source_etype=t)
+    b_row = b.gep(bp, [b.mul(k, ldb)], source_etype=t, name="b_row")
     b_vecs = []
     for v in range(NV):
         at = b.gep(b_row, [const(v * w)], source_etype=t)
         b_vecs.append(masked_load(module, b, at, vec, masks[v], zero) if masked
-                      else b.load(at, typ=vec, align=np.dtype(dtype).itemsize))
+                      else b.load(at, typ=vec, align=np.dtype(dtype).itemsize, name=f"b{v}"))
     a_offset = b.mul(k, sk)
     new = []
     for r in range(MR):
-        a_rk = _splat(b, b.load(b.gep(row_ptrs[r], [a_offset], source_etype=t), typ=t), vec)
-        new.append([b.call(fma, [a_rk, b_vecs[v], acc[r][v]]) for v in range(NV)])
+        a_rk = _splat(b, b.load(b.gep(row_ptrs[r], [a_offset], source_etype=t), typ=t,
+                                name=f"a{r}"), vec)
+        new.append([b.call(fma, [a_rk, b_vecs[v], acc[r][v]], name=f"acc{r}_{v}.next")
+                    for v in range(NV)])
     for r in range(MR):
         for v in range(NV):
             acc[r][v].add_incoming(zero, entry)
             acc[r][v].add_incoming(new[r][v], loop)
-    k_next = b.add(k, const(1), flags=["nsw"])
+    k_next = b.add(k, const(1), flags=["nsw"], name="k.next")
     k.add_incoming(k_next, loop)
     b.cbranch(b.icmp_signed("<", k_next, kc), loop, done)
 
@@ -180,6 +187,11 @@ def _tile(module: ir.Module, dtype: np.dtype, masked: bool) -> ir.Function:
         b.position_at_end(next_row)
     b.ret_void()
     return fn
+
+
+def _name_args(fn: ir.Function, names: str) -> None:
+    for arg, name in zip(fn.args, names.split(), strict=True):
+        arg.name = name
 
 
 def _splat(b: ir.IRBuilder, x: ir.Value, vec: ir.VectorType) -> ir.Value:
@@ -220,6 +232,7 @@ def _driver(module: ir.Module, dtype: np.dtype) -> ir.Function:
     t, w = llvm_type(dtype), lanes(dtype)
     full, masked = _tile(module, dtype, masked=False), _tile(module, dtype, masked=True)
     fn = ir.Function(module, signature(dtype), name=symbol(dtype))
+    _name_args(fn, "trans_a m n k alpha a lda b ldb beta c ldc")
     ta, m, n, k, alpha, a, lda, bp, ldb, beta, cp, ldc = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     one = ir.Constant(I64, 1)
@@ -259,19 +272,30 @@ def _driver(module: ir.Module, dtype: np.dtype) -> ir.Function:
     return fn
 
 
-@functools.lru_cache(maxsize=None)
-def register(dtype: np.dtype) -> None:
-    """Compile the routine for ``dtype`` into the shared engine (once, for the first
-    program that uses it; about 40 ms) and name it for the JIT (``symbol``). The IR is
-    already the loop nest we want: LLVM's light pipeline and its -O3 machine code make
-    it as fast as the full pipeline, which also unrolls the tile's loop (measured: no
-    faster, and twice the compile time)."""
-    from fgrad.lowering.cpu_llvm.compile import add_runtime_module
+def module_text(dtype: np.dtype) -> str:
+    """The routine for ``dtype`` as LLVM IR text (``print`` it to read the tile)."""
     module = ir.Module(name=f"fgrad_gemm_{np.dtype(dtype).name}")
     _driver(module, np.dtype(dtype))
+    return str(module)
+
+
+_registered: set[str] = set()
+_register_lock = threading.Lock()
+
+
+def register(dtype: np.dtype) -> None:
+    """Compile the routine for ``dtype`` into the shared engine (once per process, for
+    the first program that uses it; about 40 ms) and name it for the JIT (``symbol``).
+    The IR is already the loop nest we want: LLVM's light pipeline and its -O3 machine
+    code make it as fast as the full pipeline, which also unrolls the tile's loop
+    (measured: no faster, and twice the compile time)."""
+    from fgrad.lowering.cpu_llvm.compile import add_runtime_module
     name = symbol(dtype)
-    llvm.add_symbol(name, add_runtime_module(str(module), [name])[0])
+    with _register_lock:  # two threads compiling programs at once must not add it twice
+        if name not in _registered:
+            llvm.add_symbol(name, add_runtime_module(module_text(dtype), [name])[0])
+            _registered.add(name)
 
 
-__all__ = ["can_run", "use_for", "register", "symbol", "signature", "host_supported", "lanes",
-           "MR", "NV", "KC", "MC"]
+__all__ = ["can_run", "use_for", "register", "module_text", "symbol", "signature",
+           "host_supported", "lanes", "MR", "NV", "KC", "MC"]
