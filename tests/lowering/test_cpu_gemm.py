@@ -37,10 +37,13 @@ def routine(dtype: Any) -> Any:
 
 
 def tile_edges(dtype: Any) -> list[int]:
-    """Sizes around the tiles' and blocks' edges."""
-    w = gemm.NV * gemm.lanes(np.dtype(dtype))
-    return sorted({1, 2, gemm.MR - 1, gemm.MR, gemm.MR + 1, w - 1, w, w + 1, 2 * w + 3,
-                   gemm.KC - 1, gemm.KC, gemm.KC + 1, gemm.MC + gemm.MR + 1})
+    """Sizes around the edges of both tiles and of the blocks."""
+    w = gemm.lanes(np.dtype(dtype))
+    sizes = {1, 2, gemm.KC - 1, gemm.KC, gemm.KC + 1, gemm.MC + 17}
+    for rows, vectors in (gemm.WIDE, gemm.NARROW):
+        sizes |= {rows - 1, rows, rows + 1, vectors * w - 1, vectors * w, vectors * w + 1,
+                  2 * vectors * w + 3}
+    return sorted(sizes)
 
 
 @st.composite
@@ -90,9 +93,12 @@ def before_a_wall(shape: tuple[int, ...], dtype: Any, keep: list[Any]) -> np.nda
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans_a", [False, True])
-def test_routine_reads_and_writes_nothing_past_its_operands(dtype: Any, trans_a: bool) -> None:
+@pytest.mark.parametrize("tile", ["wide", "narrow"])
+def test_routine_reads_and_writes_nothing_past_its_operands(dtype: Any, trans_a: bool,
+                                                            tile: str) -> None:
     keep: list[Any] = []
-    m, n, k = gemm.MR + 3, 2 * gemm.NV * gemm.lanes(np.dtype(dtype)) + 5, 7
+    w = gemm.lanes(np.dtype(dtype))
+    m, n, k = gemm.NARROW[0] + 3, (2 * gemm.WIDE[1] * w + 5 if tile == "wide" else w - 3), 7
     rng = np.random.default_rng(0)
     a = before_a_wall((k, m) if trans_a else (m, k), dtype, keep)
     b, c = before_a_wall((k, n), dtype, keep), before_a_wall((m, n), dtype, keep)
@@ -109,11 +115,12 @@ def test_policy_keeps_what_it_would_lose_on_blas(monkeypatch: Any) -> None:
     f32 = np.dtype(np.float32)
     assert gemm.use_for(f32, 128, 512, 784, trans_b=False)  # the MLP's products
     assert not gemm.use_for(f32, 128, 512, 784, trans_b=True)  # B^T: would need packing
-    assert not gemm.use_for(f32, 128, 10, 512, trans_b=False)  # not one tile of columns
-    assert not gemm.use_for(f32, 10816, 16, 9, trans_b=False)  # im2col's short contraction
+    assert gemm.use_for(f32, 10816, 16, 9, trans_b=False)  # im2col: the narrow tile
+    assert gemm.use_for(f32, 50176, 32, 144, trans_b=False)  # A of 29 MB, read once
+    assert not gemm.use_for(f32, 128, 10, 512, trans_b=False)  # 10 of 16 lanes
+    assert not gemm.use_for(f32, 1000, 40, 100, trans_b=False)  # 40 of 64 lanes
     assert not gemm.use_for(f32, 64, 64, 64, trans_b=False)  # too little work
     assert not gemm.use_for(f32, 2048, 2048, 2048, trans_b=False)  # A beyond L2
-    assert gemm.use_for(f32, 2304, 32, 144, trans_b=False)  # im2col of a 16-channel conv
     assert not gemm.use_for(f32, 500, 200, 300, trans_b=False)  # rows and k in 2+ blocks
     assert not gemm.use_for(f32, 4096, 4096, 128, trans_b=False)  # A: 2 MiB
     assert not gemm.use_for(np.dtype(np.float64), 128, 512, 784, trans_b=False)  # a tie
@@ -142,7 +149,8 @@ def interpreted(f: Any, *args: Any) -> Any:
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("form", sorted(FORMS))
-@pytest.mark.parametrize("m, k, n", [(9, 5, 40), (40, 300, 9), (1, 3, 2), (130, 33, 70)])
+@pytest.mark.parametrize("m, k, n", [(9, 5, 40), (40, 300, 9), (1, 3, 2), (130, 33, 70),
+                                     (37, 270, 16)])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_compiled_products_use_it_and_equal_the_interpreter(
         everywhere: None, monkeypatch: Any, threads: int, form: str, m: int, k: int, n: int,

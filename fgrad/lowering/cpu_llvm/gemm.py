@@ -54,11 +54,12 @@ from llvmlite import ir
 
 from fgrad.lowering.cpu_llvm.irutil import I1, I64, PTR, for_range, get_or_declare, llvm_type
 
-MR, NV = 8, 2  # a tile of C: MR rows by NV vectors
+WIDE, NARROW = (8, 2), (16, 1)  # tiles of C: (MR rows, NV vectors); 16 accumulators each
+MR, NV = WIDE
 KC, MC = 256, 256  # contraction steps per block; rows of A per block
 VECTOR_BYTES = 64  # AVX-512
 OPTIMIZED = False
-MIN_WORK, MIN_K, MAX_A_BYTES = 1 << 20, 16, 3 << 19  # the products it takes (``use_for``)
+MIN_WORK, MAX_A_BYTES = 1 << 20, 3 << 19  # the products it takes (``use_for``)
 
 
 def lanes(dtype: np.dtype) -> int:
@@ -84,13 +85,19 @@ def can_run(dtype: np.dtype, m: int, n: int, k: int, trans_b: bool) -> bool:
 def use_for(dtype: np.dtype, m: int, n: int, k: int, trans_b: bool) -> bool:
     """Should a product run here rather than in BLAS? Where it measured faster
     (``bench/gemm.py``, results in ``bench/README.md``): float32 (in float64 it ties
-    with OpenBLAS), at least one whole tile of columns, a real contraction, enough work
-    to hide the tiles' edges (1M multiply-adds), A of at most 1.5 MiB, and either one
-    block of rows or one block of the contraction (with several of both, 500x300x200
-    and up, BLAS's packed blocks win by 2-10%)."""
-    return (can_run(dtype, m, n, k, trans_b) and host_supported()
-            and np.dtype(dtype) == np.float32 and n >= NV * lanes(dtype) and k >= MIN_K
-            and m * n * k >= MIN_WORK and m * k * 4 <= MAX_A_BYTES and min(m - MC, k - KC) <= 0)
+    with OpenBLAS); enough work to hide the tiles' edges (1M multiply-adds); columns
+    that fill at least 90% of the tiles' lanes (n = 10, 20 or 40 leave too many masked
+    off); and, with more than one tile of columns (A is then read once per tile), A of
+    at most 1.5 MiB and either one block of rows or one block of the contraction (with
+    several of both, 500x300x200 and up, BLAS's packed blocks win by 2-10%)."""
+    if not (can_run(dtype, m, n, k, trans_b) and host_supported()
+            and np.dtype(dtype) == np.float32 and m * n * k >= MIN_WORK):
+        return False
+    w = lanes(dtype)
+    tile_cols = w if n <= w else NV * w  # the narrow tile, else the wide one
+    if n < 0.9 * tile_cols * -(-n // tile_cols):
+        return False
+    return n <= NV * w or (m * k * 4 <= MAX_A_BYTES and min(m - MC, k - KC) <= 0)
 
 
 # --- the routine, in LLVM IR --------------------------------------------------------------------
@@ -103,13 +110,17 @@ def signature(dtype: np.dtype) -> ir.FunctionType:
                                            PTR, I64])
 
 
-def _tile(module: ir.Module, dtype: np.dtype, masked: bool) -> ir.Function:
+def _tile(module: ir.Module, dtype: np.dtype, shape: tuple[int, int], masked: bool
+          ) -> ir.Function:
     """``tile(a, sr, sk, b, ldb, c, ldc, kc, rows, cols, alpha, add)``: C[:rows, :cols] =
-    alpha * sum over kc steps of op(A)[r, k] * B[k, :] (+ C if ``add``). Element (r, k)
-    of op(A) is at ``a + r*sr + k*sk``. ``masked``: cols may be fewer than the tile's NV vectors."""
+    alpha * sum over kc steps of op(A)[r, k] * B[k, :] (+ C if ``add``), for a tile of
+    ``shape`` = (MR rows, NV vectors). Element (r, k) of op(A) is at ``a + r*sr + k*sk``.
+    ``masked``: cols may be fewer than the tile's NV vectors."""
     t, w = llvm_type(dtype), lanes(dtype)
     vec = ir.VectorType(t, w)
-    name = f"fgrad_gemm_tile_{np.dtype(dtype).name}{'_masked' if masked else ''}"
+    MR, NV = shape  # noqa: N806 (the names of the module's docstring)
+    name = (f"fgrad_gemm_tile{MR}x{NV}_{np.dtype(dtype).name}"
+            f"{'_masked' if masked else ''}")
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [
         PTR, I64, I64, PTR, I64, PTR, I64, I64, I64, I64, t, I1]), name=name)
     fn.linkage = "internal"
@@ -227,11 +238,34 @@ def _align(vec: ir.VectorType) -> ir.Constant:
 
 
 def _driver(module: ir.Module, dtype: np.dtype) -> ir.Function:
-    """The routine (``signature``): blocks of KC contraction steps, of MC rows, then
-    tiles of NV vectors of columns by MR rows, each computed by ``_tile``."""
-    t, w = llvm_type(dtype), lanes(dtype)
-    full, masked = _tile(module, dtype, masked=False), _tile(module, dtype, masked=True)
+    """The routine (``signature``): the narrow tile for a product of at most one vector
+    of columns (the wide tile would leave half its registers masked off), else the
+    wide one, each in its loop nest (``_blocked``)."""
     fn = ir.Function(module, signature(dtype), name=symbol(dtype))
+    _name_args(fn, "trans_a m n k alpha a lda b ldb beta c ldc")
+    wide, narrow = _blocked(module, dtype, WIDE), _blocked(module, dtype, NARROW)
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    n = fn.args[2]
+    one_vector = b.icmp_signed("<=", n, ir.Constant(I64, lanes(dtype)))
+    with b.if_else(one_vector) as (then, otherwise):
+        with then:
+            b.call(narrow, fn.args)
+        with otherwise:
+            b.call(wide, fn.args)
+    b.ret_void()
+    return fn
+
+
+def _blocked(module: ir.Module, dtype: np.dtype, shape: tuple[int, int]) -> ir.Function:
+    """The routine's loop nest for tiles of ``shape``: blocks of KC contraction steps,
+    of MC rows, then tiles of NV vectors of columns by MR rows, each computed by
+    ``_tile`` (its masked variant for the last columns)."""
+    t, w = llvm_type(dtype), lanes(dtype)
+    MR, NV = shape  # noqa: N806
+    full = _tile(module, dtype, shape, masked=False)
+    masked = _tile(module, dtype, shape, masked=True)
+    fn = ir.Function(module, signature(dtype), name=f"{symbol(dtype)}_{MR}x{NV}")
+    fn.linkage = "internal"
     _name_args(fn, "trans_a m n k alpha a lda b ldb beta c ldc")
     ta, m, n, k, alpha, a, lda, bp, ldb, beta, cp, ldc = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -298,4 +332,4 @@ def register(dtype: np.dtype) -> None:
 
 
 __all__ = ["can_run", "use_for", "register", "module_text", "symbol", "signature",
-           "host_supported", "lanes", "MR", "NV", "KC", "MC"]
+           "host_supported", "lanes", "WIDE", "NARROW", "KC", "MC"]

@@ -50,7 +50,8 @@ class CpuExecutable:
         self._outputs = [(slot[n], program.buffers[n]) for n in program.outputs]
         # The table of buffer addresses the entry point reads: the constants' are fixed.
         self._consts = [np.ascontiguousarray(c).reshape(-1) for c in program.consts.values()]
-        self._table = np.zeros(len(names), np.uint64)
+        # (one slot more: where the object entry keeps the temporaries between calls)
+        self._table = np.zeros(len(names) + 1, np.uint64)
         for n, c in zip(program.consts, self._consts):
             self._table[slot[n]] = address(c) if c.size else 0
         taken = set(program.inputs) | set(program.consts) | set(program.outputs)
@@ -77,6 +78,8 @@ class CpuExecutable:
         self._entry = _ENTRY_TYPE(self.compiled.address)
         # when this executable is dropped (not at exit: the engine may be gone by then)
         weakref.finalize(self, self.compiled.release).atexit = False
+        weakref.finalize(self, _free_spare, self._table, len(names)).atexit = False
+        self._spares: list[np.ndarray] = []  # the table path's temporaries, kept likewise
         self._out_types = [(b.shape, b.dtype) for _, b in self._outputs]
         self._direct = None
         if direct:
@@ -101,8 +104,12 @@ class CpuExecutable:
                 x = np.ascontiguousarray(x)
             keep.append(x)
             table[slot] = address(x) if x.size else 0
-        if self._arena_bytes:
-            arena = np.empty(self._arena_bytes, np.uint8)
+        arena = None
+        if self._arena_bytes:  # list.pop and append are atomic: each thread its own arena
+            try:
+                arena = self._spares.pop()
+            except IndexError:
+                arena = np.empty(self._arena_bytes, np.uint8)
             table[self._temp_slots] = self._temp_offsets + np.uint64(
                 -(-address(arena) // 64) * 64)
         outs = []
@@ -111,6 +118,8 @@ class CpuExecutable:
             table[slot] = address(out) if out.size else 0
             outs.append(out)
         self._entry(address(table))
+        if arena is not None and not self._spares:
+            self._spares.append(arena)
         if self._host_calls:
             raise_pending()  # an exception inside a host call surfaces here
         return outs
@@ -132,6 +141,13 @@ class CpuExecutable:
         if self._host_calls:
             raise_pending()
         return outs
+
+
+def _free_spare(table: np.ndarray, slot: int) -> None:
+    """Free the temporaries the object entry kept in ``table[slot]`` (at the program's end)."""
+    kept, table[slot] = int(table[slot]), 0
+    if kept:
+        ctypes.CDLL(None).free(ctypes.c_void_p(kept))
 
 
 def _has_host_calls(steps: Sequence[Any]) -> bool:
