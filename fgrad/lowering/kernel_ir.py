@@ -148,7 +148,51 @@ def add(a: Idx, b: Idx) -> Idx:
         return a
     if a.op == "add" and a.args[1].is_const() and not b.is_const():
         return add(add(a.args[0], b), a.args[1])  # keep the constant last: i*8 + j + 3
+    merged = _merge_digits(a, b)
+    if merged is not None:
+        return merged
     return Idx("add", (a, b))
+
+
+def _merge_digits(a: Idx, b: Idx) -> Idx | None:
+    """``a + b`` when ``b`` and one term of the sum ``a`` are neighbouring digits of the
+    same number: ``x/B%N*B + x%B`` is ``x%(B*N)``, and ``x/A*A + x%A`` is ``x``. Reading
+    a reshaped value through its source's indices splits a flat index into digits
+    like these, and merging them back turns ``i/896*896 + i/32%28*32 + i%32`` into
+    ``i`` (no division left, and the loop vectorizes). Both identities hold for any
+    integer ``x``, with division and remainder rounding either way. None: no merge."""
+    terms: list[Idx] = []
+    rest = a
+    while rest.op == "add":
+        terms.append(rest.args[1])
+        rest = rest.args[0]
+    terms.append(rest)
+    for k, t in enumerate(terms):
+        merged = _digit_pair(t, b) or _digit_pair(b, t)
+        if merged is not None:  # the sum again, in its order, the pair replaced
+            ordered = terms[::-1]
+            ordered[len(terms) - 1 - k] = merged
+            total = ordered[0]
+            for u in ordered[1:]:
+                total = add(total, u)
+            return total
+    return None
+
+
+def _digit_pair(high: Idx, low: Idx) -> Idx | None:
+    """``high + low`` as one expression if ``low`` is ``x%B`` and ``high`` is ``x/B*B``
+    (giving ``x``) or ``(x/B)%N*B`` (giving ``x%(B*N)``)."""
+    if low.op != "mod" or high.op != "mul":
+        return None
+    x, b = low.args[0], low.args[1].args[0]
+    inner, scale = high.args[0], high.args[1].args[0]
+    if scale != b:
+        return None
+    if inner == Idx("div", (x, const(b))):
+        return x
+    if inner.op == "mod" and inner.args[0] == Idx("div", (x, const(b))):
+        return mod(x, b * inner.args[1].args[0])
+    return None
 
 
 def mul(a: Idx, c: int) -> Idx:

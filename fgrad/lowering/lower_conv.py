@@ -103,8 +103,8 @@ def _conv(s: Scheduler, lhs: Lazy, rhs: Lazy, **params: Any) -> Lazy:
     out_dtype = np.dtype(params["preferred_element_type"] or lhs.dtype)
     gemm_ok = _wide(out_dtype) in (np.dtype(np.float32), np.dtype(np.float64))
     work = _wide(out_dtype) if gemm_ok else out_dtype
-    if gemm_ok and geo.groups == 1 and any(b > 1 for b in geo.base) and \
-            all(st == 1 for st in geo.strides):
+    if gemm_ok and geo.groups == 1 and all(st == 1 for st in geo.strides) and (
+            any(b > 1 for b in geo.base) or _products_are_smaller(geo)):
         result = _col2im(s, lhs, rhs, geo, work)
     else:
         result = _im2col(s, lhs, rhs, geo, work, gemm_ok)
@@ -278,6 +278,14 @@ def _to_out_layout(s: Scheduler, result: Lazy, geo: Geometry, rows: list[Axis]) 
 
 # --- col2im: transposed convolution ---------------------------------------------------------------
 
+def _products_are_smaller(geo: Geometry) -> bool:
+    """Would multiplying first write less than im2col? Its products ``Z`` hold one value
+    per input position, tap and output feature; im2col's patches one per output
+    position, tap and input channel. (An input gradient of a layer that widens its
+    channels, 32 -> 16 in a CNN's backward pass, writes half as much this way.)"""
+    return math.prod(geo.sp_in) * geo.o_per < math.prod(geo.sp_out) * geo.c_per
+
+
 def _col2im(s: Scheduler, lhs: Lazy, rhs: Lazy, geo: Geometry, work: np.dtype) -> Lazy:
     n_sp = len(geo.window)
     # Z[(n, i..), (t.., f)] = lhs[(n, i..), c] @ rhs[c, (t.., f)]
@@ -291,6 +299,8 @@ def _col2im(s: Scheduler, lhs: Lazy, rhs: Lazy, geo: Geometry, work: np.dtype) -
                    n=geo.o_per * math.prod(geo.window), k=geo.c_per, trans_a=trans_a,
                    trans_b=trans_b)
     out_shape = (geo.n_per, *geo.sp_out, geo.o_per)
+    if all(b == 1 for b in geo.base):  # each output position gathers its taps' products
+        return _gather_taps(s, z, geo, work)
     out = s.new_buffer(out_shape, work)
     s.materialize(const_value(0, out_shape, work), name="zeros", out=out)
 
@@ -313,6 +323,31 @@ def _col2im(s: Scheduler, lhs: Lazy, rhs: Lazy, geo: Geometry, work: np.dtype) -
     result = buffer_value(out, ShapeTracker.contiguous(out_shape))
     # result[n, o.., f] -> out layout; reuse the im2col view helper with g = 1 in front
     grouped = _reshape(s, result, new_sizes=(1, *out_shape))
+    return _to_out_layout(s, grouped, geo, [("n", 0), *(("o", d) for d in range(n_sp))])
+
+
+def _gather_taps(s: Scheduler, z: Any, geo: Geometry, work: np.dtype) -> Lazy:
+    """Without lhs dilation every output position ``o`` reads the product of tap ``t``
+    at input position ``i = o + t*r - pad_lo`` (where that exists): a sum over the taps,
+    parallel over the output, instead of a sequential scatter into zeros."""
+    n_sp = len(geo.window)
+    z_shape = (geo.n_per, *geo.sp_in, *geo.window, geo.o_per)
+    products = buffer_value(z, ShapeTracker.contiguous(z_shape))
+    shape = (geo.n_per, *geo.sp_out, *geo.window, geo.o_per)
+
+    def index_map(idxs: Sequence[Idx]) -> tuple[list[Idx], Idx | None]:
+        n, o, t, f = idxs[0], idxs[1:1 + n_sp], idxs[1 + n_sp:1 + 2 * n_sp], idxs[-1]
+        i, conds = [], []
+        for d in range(n_sp):
+            r, pad = geo.dilation[d], geo.padding[d][0]
+            i.append(o[d] + t[d] * r + -pad)
+            conds += _bounds(i[-1], -pad, geo.sp_out[d] - 1 + (geo.window[d] - 1) * r - pad,
+                             0, geo.sp_in[d])
+        return [n, *i, *t, f], all_of(conds)
+
+    summed = s.reduce(reindex(products, shape, index_map), O.ADD,
+                      tuple(range(1 + n_sp, 1 + 2 * n_sp)), work, name="col2im")
+    grouped = _reshape(s, summed, new_sizes=(1, geo.n_per, *geo.sp_out, geo.o_per))
     return _to_out_layout(s, grouped, geo, [("n", 0), *(("o", d) for d in range(n_sp))])
 
 

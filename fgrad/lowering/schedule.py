@@ -450,7 +450,9 @@ class Scheduler:
     def _reduce_columns(self, x: Lazy, op: ScalarOp, axes: tuple[int, ...], out_dtype: Any,
                         acc_dtype: np.dtype, name: str) -> Lazy:
         """``out = identity``, then ``out[kept] op= x[i]`` for every ``i`` in row-major order:
-        consecutive reads and writes, and the innermost loop vectorizes."""
+        consecutive reads and writes, and the innermost loop vectorizes. When the
+        outermost axis is kept, its iterations write disjoint outputs: that loop is
+        parallel (a sum over a convolution's taps), else sequential (a bias gradient)."""
         kept = [d for d in range(x.ndim) if d not in axes]
         out_shape = tuple(x.shape[d] for d in kept)
         acc = self.new_buffer(out_shape, acc_dtype)
@@ -463,7 +465,7 @@ class Scheduler:
             return [Store(acc.name, flat_index([idxs[d] for d in kept], out_shape), value,
                           op=op)]
 
-        self.emit(name, loop_nest(x.shape, body, parallel=False))
+        self.emit(name, loop_nest(x.shape, body, parallel=0 not in axes))
         result = buffer_value(acc)
         if acc_dtype == np.dtype(out_dtype):
             return result

@@ -122,6 +122,7 @@ def test_policy_keeps_what_it_would_lose_on_blas(monkeypatch: Any) -> None:
     assert not gemm.use_for(f32, 64, 64, 64, trans_b=False)  # too little work
     assert not gemm.use_for(f32, 2048, 2048, 2048, trans_b=False)  # A beyond L2
     assert not gemm.use_for(f32, 500, 200, 300, trans_b=False)  # rows and k in 2+ blocks
+    assert gemm.use_for(f32, 20000, 512, 64, trans_b=False)  # one k block, B of 128 KiB
     assert not gemm.use_for(f32, 4096, 4096, 128, trans_b=False)  # A: 2 MiB
     assert not gemm.use_for(np.dtype(np.float64), 128, 512, 784, trans_b=False)  # a tie
     assert not gemm.use_for(np.dtype(np.int32), 128, 512, 784, trans_b=False)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fgrad.lowering import semantics
 from fgrad.lowering.interpret import run_kernel
@@ -95,3 +99,34 @@ def test_conditions_known_while_scheduling_are_decided_then() -> None:
     assert masked_load("a", i, F32, const(1)) == Load("a", i, F32)
     never = masked_load("a", i, F32, const(0), fill=-1)
     assert isinstance(never, Const) and never.value == -1 and never.dtype == F32
+
+
+def evaluate(e: Any, env: dict[str, int], trunc: bool) -> int:
+    """An index expression's value, with floor (the IR's) or truncating division."""
+    op, a = e.op, e.args
+    if op == "var":
+        return env[a[0]]
+    if op == "const":
+        return a[0]
+    x, y = evaluate(a[0], env, trunc), evaluate(a[1], env, trunc)
+    if op == "add":
+        return x + y
+    if op == "mul":
+        return x * y
+    q = int(x / y) if trunc else x // y
+    return q if op == "div" else x - q * y
+
+
+@pytest.mark.parametrize("trunc", [False, True])
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(0, 10 ** 6), st.integers(-500, 500))
+def test_neighbouring_digits_merge_and_keep_their_value(trunc: bool, b: int, n: int,
+                                                        outer: int, x: int) -> None:
+    i, j = var("i"), var("j")
+    env = {"i": x, "j": outer}
+    written = j * 7 + (i // (b * n)) * (b * n) + (i // b % n) * b + i % b  # a reshape's digits
+    assert str(written) == "j*7 + i" and evaluate(written, env, trunc) == outer * 7 + x
+    middle = (i // b % n) * b + j + i % b  # x%(b*n), wherever the digits sit in the sum
+    assert evaluate(middle, env, trunc) == evaluate(j + i % (b * n), env, trunc)
+    assert "/" not in str(middle)
+    unrelated = (i // 32 % 28) * 33 + i % 32  # not neighbouring digits: kept as written
+    assert str(unrelated) == "(i/32)%28*33 + i%32"

@@ -59,7 +59,7 @@ MR, NV = WIDE
 KC, MC = 256, 256  # contraction steps per block; rows of A per block
 VECTOR_BYTES = 64  # AVX-512
 OPTIMIZED = False
-MIN_WORK, MAX_A_BYTES = 1 << 20, 3 << 19  # the products it takes (``use_for``)
+MIN_WORK, MAX_A_BYTES, MAX_B_BYTES = 1 << 20, 3 << 19, 1 << 18  # the products it takes (``use_for``)
 
 
 def lanes(dtype: np.dtype) -> int:
@@ -87,9 +87,11 @@ def use_for(dtype: np.dtype, m: int, n: int, k: int, trans_b: bool) -> bool:
     (``bench/gemm.py``, results in ``bench/README.md``): float32 (in float64 it ties
     with OpenBLAS); enough work to hide the tiles' edges (1M multiply-adds); columns
     that fill at least 90% of the tiles' lanes (n = 10, 20 or 40 leave too many masked
-    off); and, with more than one tile of columns (A is then read once per tile), A of
-    at most 1.5 MiB and either one block of rows or one block of the contraction (with
-    several of both, 500x300x200 and up, BLAS's packed blocks win by 2-10%)."""
+    off). With more than one tile of columns, the tiles of a block of rows re-read
+    their rows of A, and the blocks of rows re-read B: then also either A of at most
+    1.5 MiB in one block of rows or of the contraction, or one block of the contraction
+    with B of at most 256 KiB (with larger operands in several blocks of both,
+    500x300x200 and up, BLAS's packed blocks win by 2-10%)."""
     if not (can_run(dtype, m, n, k, trans_b) and host_supported()
             and np.dtype(dtype) == np.float32 and m * n * k >= MIN_WORK):
         return False
@@ -97,7 +99,8 @@ def use_for(dtype: np.dtype, m: int, n: int, k: int, trans_b: bool) -> bool:
     tile_cols = w if n <= w else NV * w  # the narrow tile, else the wide one
     if n < 0.9 * tile_cols * -(-n // tile_cols):
         return False
-    return n <= NV * w or (m * k * 4 <= MAX_A_BYTES and min(m - MC, k - KC) <= 0)
+    return (n <= NV * w or (m * k * 4 <= MAX_A_BYTES and min(m - MC, k - KC) <= 0)
+            or (k <= KC and k * n * 4 <= MAX_B_BYTES))
 
 
 # --- the routine, in LLVM IR --------------------------------------------------------------------
