@@ -31,7 +31,11 @@ from cpu_jit import best_of, thread_env  # noqa: E402
 # (form, m, k, n): nn is a @ b, tn is a.T @ b (a stored k x m)
 MLP = [("nn", 128, 784, 512), ("nn", 128, 512, 512), ("tn", 784, 128, 512),
        ("tn", 512, 128, 512), ("nn", 128, 512, 10), ("tn", 512, 128, 10)]
+# the stride-1 CNN of bench/cpu_jit.py (e): im2col products, their gradients, the dense layer
+CNN = [("nn", 50176, 9, 16), ("nn", 50176, 144, 32), ("tn", 144, 50176, 32),
+       ("nn", 50176, 32, 144), ("nn", 64, 25088, 10), ("tn", 25088, 64, 10)]
 EDGES = [("nn", 64, 64, 64), ("nn", 32, 128, 128), ("nn", 128, 128, 128), ("nn", 500, 300, 200),
+         ("nn", 512, 2048, 10), ("nn", 1000, 100, 20), ("tn", 1000, 100, 20),
          ("nn", 2304, 144, 32), ("nn", 10816, 9, 16), ("nn", 512, 1024, 1000),
          ("nn", 1024, 1024, 1024), ("nn", 2048, 2048, 2048), ("tn", 4096, 128, 4096)]
 GRID = [("nn", m, k, n) for m in (64, 256) for k in (128, 1024) for n in (64, 512, 1000)]
@@ -72,7 +76,7 @@ def run(opts: Any) -> None:
     print(f"{dtype}, one thread; AVX-512: {gemm.host_supported()}; times in us")
     print(f"{'product':>26s} {'own':>9s} {'blas':>9s} {'numpy':>9s} {'jax':>9s}  own/blas "
           f" own/jax  default")
-    shapes = MLP + EDGES[:3] if opts.quick else MLP + EDGES + GRID
+    shapes = MLP + CNN[:3] if opts.quick else MLP + CNN + EDGES + GRID
     for form, m, k, n in shapes:
         a, b = operands(form, m, k, n, dtype)
         fns: dict[str, Callable[[], Any]] = {}
@@ -86,7 +90,7 @@ def run(opts: Any) -> None:
         work = m * k * n
         t = best_of(fns, 5, max(1, int(2e8 // max(work, 1) // 10) or 1))
         us = {name: 1e6 * v for name, v in t.items()}
-        picked = "own" if gemm.use_for(dtype, m, n, k, False) else "blas"
+        picked = "own" if gemm.use_for(dtype, m, n, k, form == "tn", False) else "blas"
         print(f"{form} {m:>5d} x {k:>5d} x {n:>5d}   " + " ".join(
             f"{us[x]:9.1f}" for x in ("own", "blas", "numpy", "jax"))
             + f"  {t['own'] / t['blas']:7.2f}  {t['own'] / t['jax']:7.2f}  {picked}", flush=True)

@@ -113,21 +113,27 @@ def test_routine_reads_and_writes_nothing_past_its_operands(dtype: Any, trans_a:
 def test_policy_keeps_what_it_would_lose_on_blas(monkeypatch: Any) -> None:
     monkeypatch.setattr(gemm, "host_supported", lambda: True)
     f32 = np.dtype(np.float32)
-    assert gemm.use_for(f32, 128, 512, 784, trans_b=False)  # the MLP's products
-    assert not gemm.use_for(f32, 128, 512, 784, trans_b=True)  # B^T: would need packing
-    assert gemm.use_for(f32, 10816, 16, 9, trans_b=False)  # im2col: the narrow tile
-    assert gemm.use_for(f32, 50176, 32, 144, trans_b=False)  # A of 29 MB, read once
-    assert not gemm.use_for(f32, 128, 10, 512, trans_b=False)  # 10 of 16 lanes
-    assert not gemm.use_for(f32, 1000, 40, 100, trans_b=False)  # 40 of 64 lanes
-    assert not gemm.use_for(f32, 64, 64, 64, trans_b=False)  # too little work
-    assert not gemm.use_for(f32, 2048, 2048, 2048, trans_b=False)  # A beyond L2
-    assert not gemm.use_for(f32, 500, 200, 300, trans_b=False)  # rows and k in 2+ blocks
-    assert gemm.use_for(f32, 20000, 512, 64, trans_b=False)  # one k block, B of 128 KiB
-    assert not gemm.use_for(f32, 4096, 4096, 128, trans_b=False)  # A: 2 MiB
-    assert not gemm.use_for(np.dtype(np.float64), 128, 512, 784, trans_b=False)  # a tie
-    assert not gemm.use_for(np.dtype(np.int32), 128, 512, 784, trans_b=False)
+
+    def use(m: int, k: int, n: int, trans_a: bool = False, trans_b: bool = False,
+            dtype: Any = f32) -> bool:
+        return gemm.use_for(dtype, m, n, k, trans_a, trans_b)
+
+    assert use(128, 784, 512) and use(784, 128, 512, trans_a=True)  # the MLP's products
+    assert not use(128, 784, 512, trans_b=True)  # B^T: would need packing
+    assert use(10816, 9, 16) and use(50176, 144, 32)  # im2col: narrow tile; A read once
+    assert use(64, 25088, 10) and use(25088, 64, 10, trans_a=True)  # a 10-way dense layer
+    assert not use(512, 2048, 10)  # narrow: 16 rows of A 8 KiB apart share an L1 set
+    assert use(2048, 512, 10, trans_a=True)  # (transposed, one row of A^T per step)
+    assert not use(1000, 100, 40)  # 40 of 64 lanes
+    assert not use(64, 64, 64)  # too little work
+    assert not use(2048, 2048, 2048)  # A beyond L2
+    assert not use(500, 300, 200)  # rows and k in 2+ blocks
+    assert use(20000, 64, 512)  # one k block, B of 128 KiB
+    assert not use(4096, 128, 4096)  # A: 2 MiB
+    assert not use(128, 784, 512, dtype=np.dtype(np.float64))  # a tie
+    assert not use(128, 784, 512, dtype=np.dtype(np.int32))
     monkeypatch.setattr(gemm, "host_supported", lambda: False)  # no AVX-512
-    assert not gemm.use_for(f32, 128, 512, 784, trans_b=False)
+    assert not use(128, 784, 512)
 
 
 @pytest.fixture
@@ -179,7 +185,7 @@ def test_module_text_is_the_routine() -> None:
 
 def test_the_mlp_products_go_to_it_by_default() -> None:
     if not gemm.host_supported():
-        assert not gemm.use_for(np.dtype(np.float32), 128, 512, 784, trans_b=False)
+        assert not gemm.use_for(np.dtype(np.float32), 128, 512, 784, False, False)
         return
     x, w = np.ones((128, 784), np.float32), np.ones((784, 512), np.float32)
     text = fgrad.jit(lambda x, w: x @ w).lower(x, w).as_text("llvm")

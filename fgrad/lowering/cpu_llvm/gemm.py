@@ -58,8 +58,9 @@ WIDE, NARROW = (8, 2), (16, 1)  # tiles of C: (MR rows, NV vectors); 16 accumula
 MR, NV = WIDE
 KC, MC = 256, 256  # contraction steps per block; rows of A per block
 VECTOR_BYTES = 64  # AVX-512
-OPTIMIZED = False
-MIN_WORK, MAX_A_BYTES, MAX_B_BYTES = 1 << 20, 3 << 19, 1 << 18  # the products it takes (``use_for``)
+PREFETCH = 16  # contraction steps ahead that the tile prefetches the next tile's rows of A
+# the products it takes (``use_for``): multiply-adds, bytes of A and of B
+MIN_WORK, MAX_A_BYTES, MAX_B_BYTES = 1 << 20, 3 << 19, 1 << 18
 
 
 def lanes(dtype: np.dtype) -> int:
@@ -77,27 +78,32 @@ def host_supported() -> bool:
     return "+avx512f" in llvm.get_host_cpu_features().flatten().split(",")
 
 
-def can_run(dtype: np.dtype, m: int, n: int, k: int, trans_b: bool) -> bool:
+def can_run(dtype: np.dtype, m: int, n: int, k: int, trans_a: bool, trans_b: bool) -> bool:
     """Does the routine compute this product (whatever its speed)?"""
     return np.dtype(dtype) in (np.float32, np.float64) and not trans_b and min(m, n, k) > 0
 
 
-def use_for(dtype: np.dtype, m: int, n: int, k: int, trans_b: bool) -> bool:
+def use_for(dtype: np.dtype, m: int, n: int, k: int, trans_a: bool, trans_b: bool) -> bool:
     """Should a product run here rather than in BLAS? Where it measured faster
     (``bench/gemm.py``, results in ``bench/README.md``): float32 (in float64 it ties
-    with OpenBLAS); enough work to hide the tiles' edges (1M multiply-adds); columns
-    that fill at least 90% of the tiles' lanes (n = 10, 20 or 40 leave too many masked
-    off). With more than one tile of columns, the tiles of a block of rows re-read
-    their rows of A, and the blocks of rows re-read B: then also either A of at most
-    1.5 MiB in one block of rows or of the contraction, or one block of the contraction
-    with B of at most 256 KiB (with larger operands in several blocks of both,
-    500x300x200 and up, BLAS's packed blocks win by 2-10%)."""
-    if not (can_run(dtype, m, n, k, trans_b) and host_supported()
+    with OpenBLAS) and enough work to hide the tiles' edges (1M multiply-adds); then
+
+    * at most one vector of columns (the narrow tile): always, but for rows of A a
+      multiple of 4 KiB apart (the tile's 16 rows would share one set of the 8-way L1
+      cache: 512x2048x10 took 1.6x OpenBLAS's time; 64x25088x10 0.64x);
+    * more: columns that fill at least 90% of the wide tiles' lanes (n = 20 or 40
+      leave too many masked off), and with more than one tile of columns (the tiles
+      of a block of rows re-read its rows of A, the blocks of rows re-read B) either A
+      of at most 1.5 MiB in one block of rows or of the contraction, or one block of
+      the contraction with B of at most 256 KiB (with larger operands in several
+      blocks of both, 500x300x200 and up, BLAS's packed blocks win by 2-10%)."""
+    if not (can_run(dtype, m, n, k, trans_a, trans_b) and host_supported()
             and np.dtype(dtype) == np.float32 and m * n * k >= MIN_WORK):
         return False
     w = lanes(dtype)
-    tile_cols = w if n <= w else NV * w  # the narrow tile, else the wide one
-    if n < 0.9 * tile_cols * -(-n // tile_cols):
+    if n <= w:
+        return trans_a or (k * 4) % 4096 != 0
+    if n < 0.9 * NV * w * -(-n // (NV * w)):
         return False
     return (n <= NV * w or (m * k * 4 <= MAX_A_BYTES and min(m - MC, k - KC) <= 0)
             or (k <= KC and k * n * 4 <= MAX_B_BYTES))
@@ -165,6 +171,16 @@ def _tile(module: ir.Module, dtype: np.dtype, shape: tuple[int, int], masked: bo
         b_vecs.append(masked_load(module, b, at, vec, masks[v], zero) if masked
                       else b.load(at, typ=vec, align=np.dtype(dtype).itemsize, name=f"b{v}"))
     a_offset = b.mul(k, sk)
+    # Prefetch row (k mod MR) of the next tile of rows, PREFETCH steps ahead: a large A
+    # (a CNN's im2col patches, 29 MB) streams from memory, and 8 rows read side by side
+    # defeat the hardware's prefetcher (measured: 50176x144x32 6.3 -> 4.2 ms, peak speed)
+    prefetch = get_or_declare(module, "llvm.prefetch.p0", ir.FunctionType(
+        ir.VoidType(), [PTR, ir.IntType(32), ir.IntType(32), ir.IntType(32)]))
+    which = b.urem(k, const(MR))
+    ahead = b.add(b.mul(b.add(which, const(MR)), sr), b.mul(b.add(k, const(PREFETCH)), sk))
+    i32 = ir.IntType(32)
+    b.call(prefetch, [b.gep(a, [ahead], source_etype=t, name="next_rows"),  # (never faults)
+                      ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
     new = []
     for r in range(MR):
         a_rk = _splat(b, b.load(b.gep(row_ptrs[r], [a_offset], source_etype=t), typ=t,

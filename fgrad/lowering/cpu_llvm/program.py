@@ -279,7 +279,7 @@ def _call_gemm(module: ir.Module, b: ir.IRBuilder, call: LibraryCall, dtype: np.
     a_block = at(a, r0 if ta else mul(r0, k))
     b_block = at(b_, mul(c0, k) if tb else c0)
     c_block = at(c, plus(mul(r0, n), c0))
-    if gemm.use_for(dtype, m, n, k, tb):  # fgrad's own routine (gemm.py), row-major
+    if gemm.use_for(dtype, m, n, k, ta, tb):  # fgrad's own routine (gemm.py)
         gemm.register(dtype)
         own = get_or_declare(module, gemm.symbol(dtype), gemm.signature(dtype))
         b.call(own, [value(int(ta)), value(mm), value(nn), value(k),
