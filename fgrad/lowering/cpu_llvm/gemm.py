@@ -20,22 +20,29 @@ vector registers while ``k`` runs along the contraction::
             acc[r][0] += a * b0;  acc[r][1] += a * b1    (two fused multiply-adds)
 
 16 multiply-adds for 10 loads: the multiply-add units, not the loads, set the
-pace. The loops around the tile (``_driver``) keep the data a tile reads in
-cache: ``KC`` steps of ``k`` at a time (a strip of B, ``KC`` x 32, stays in L1/L2
-while the tiles of a block of ``MC`` rows reuse it) and blocks of ``MC`` rows of
-A (``MC`` x ``KC``, in L2). Edges need no second kernel: the last columns use
-masked loads and stores, and the last rows re-read a valid row of A and are not
-stored.
+pace. A product of at most 16 columns (an im2col convolution's, a 10-way
+classifier's) uses a narrow tile instead, 16 rows by one vector, which keeps
+all 16 accumulators busy where the wide one would leave half masked off.
+
+The loops around the tile (``_blocked``) keep the data a tile reads in cache:
+``KC`` steps of ``k`` at a time (a strip of B, ``KC`` x 32, stays in L1/L2 while
+the tiles of a block of ``MC`` rows reuse it) and blocks of ``MC`` rows of A
+(``MC`` x ``KC``, in L2). A large A streams from memory, and the tile's rows, read
+side by side, defeat the hardware prefetcher, so each step of the tile
+prefetches one row of the next tile. Edges need no second kernel: the last
+columns use masked loads and stores, and the last rows re-read a valid row of A
+and are not stored.
 
 Measured on the 2-core Zen 4 VM (``bench/README.md``), one thread: 0.78-0.97x
 OpenBLAS's time over a grid of medium products (``x @ w``, 128x784 by 784x512:
-0.92 ms, OpenBLAS 1.07, XLA 0.98). Without packing it loses on large products
-(2048^3: 1.29x), where a block of A outgrows L2 and a strip of B spans more cache
-sets than it fits in, and on small or thin ones (under 1M multiply-adds, fewer
-columns than a tile) where BLAS's small-matrix kernels win; ``use_for`` keeps those
-on BLAS. In float64 (a tile of 8 x 16) it ties with OpenBLAS, so float64 products
+0.92 ms, OpenBLAS 1.07, XLA 0.98), 0.4-0.6x on a CNN's thin products with a
+large A (50176x144x32: 4.2 ms, OpenBLAS 7.4). Without packing it loses on large
+products (2048^3: 1.29x), where a block of A outgrows L2 and a strip of B spans
+more cache sets than it fits in, and on small ones (under 1M multiply-adds)
+where BLAS's small-matrix kernels win; ``use_for`` keeps those on BLAS. In
+float64 (tiles of 8 x 16 and 16 x 8) it ties with OpenBLAS, so float64 products
 stay on BLAS too (the routine is built and tested for both). It is used only
-where the host has AVX-512: its tile is sized for 32 vector registers.
+where the host has AVX-512: its tiles are sized for 32 vector registers.
 
 A program calls it like BLAS (``program.py``, ``_call_gemm``), so its IR is not in
 ``jit(f).lower(...).as_text("llvm")``; ``print(module_text(np.float32))`` shows it.
