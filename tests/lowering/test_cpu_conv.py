@@ -111,3 +111,48 @@ def test_transposed_conv_skips_the_dilation_zeros() -> None:
     assert "col2im" in program and "zeros" in program
     # the forward convolution reads an HWIO kernel in place: no relayout of w for it
     assert program.count("kernel layout") <= 1, program
+
+
+@pytest.mark.parametrize("padding", ["SAME", "VALID", ((2, 0), (1, 1))])
+def test_unit_stride_input_gradient_multiplies_first_when_it_pays(padding: Any) -> None:
+    """A layer that widens its channels (8 -> 16): its input gradient, a convolution from
+    16 channels to 8 with at most as many input positions as output ones, multiplies
+    first (one gemm with k = 16) and each output position gathers its taps; the weight
+    gradient (whose "input" is the whole image) keeps im2col. Both match eager."""
+    dn = ("NHWC", "HWIO", "NHWC")
+    x, w = _args((3, 9, 8, 8), (3, 3, 8, 16))
+    r = np.random.default_rng(2).normal(
+        size=np.shape(lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=dn))
+    ).astype(np.float32)
+
+    def loss(x: Any, w: Any) -> Any:
+        return fnp.sum(lax.conv_general_dilated(x, w, (1, 1), padding,
+                                                dimension_numbers=dn) * r)
+    grad = fgrad.grad(loss, argnums=(0, 1))
+    program = fgrad.jit(grad, backend="cpu").lower(x, w).as_text("kernels")
+    gemm_ks = re.findall(r"gemm\([^)]*k=(\d+)", program)
+    assert "16" in gemm_ks and "col2im" in program, program  # Z = dy[., 16] @ w[16, .]
+    # only the input gradient: the weight gradient would multiply 3x too much that way
+    assert program.count("kernel col2im(") == 1 and "kernel im2col(" in program, program
+    kernels = _kernels(program)
+    assert "zeros" not in kernels and not re.search(r"[/%]", kernels["col2im"].split("\n", 1)[1])
+    for got, want in zip(fgrad.jit(grad, backend="cpu")(x, w), grad(x, w)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
+
+
+def test_weight_gradient_keeps_im2col() -> None:
+    """MNIST-1D's second convolution (25 -> 25 channels, width 3, stride 2, batch 100): its
+    weight gradient is a convolution of the input by the output gradient whose 'input'
+    (the whole sequence) is longer than its output (the kernel's width); multiplying
+    first would multiply 10/3 as much (and made that example's step 10% slower)."""
+    dn = ("NWC", "WIO", "NWC")
+    x, w = _args((100, 10, 25), (3, 25, 25))
+
+    def loss(x: Any, w: Any) -> Any:
+        return fnp.sum(lax.conv_general_dilated(x, w, (2,), ((1, 1),),
+                                                dimension_numbers=dn) ** 2)
+    grad = fgrad.grad(loss, argnums=(0, 1))
+    program = fgrad.jit(grad, backend="cpu").lower(x, w).as_text("kernels")
+    assert program.count("kernel col2im(") == 1, program  # the input gradient's only
+    for got, want in zip(fgrad.jit(grad, backend="cpu")(x, w), grad(x, w)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-3)
