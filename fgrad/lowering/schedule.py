@@ -583,8 +583,10 @@ def schedule(closed: ClosedJaxpr) -> Program:
         outputs.append(out.name)
     program = Program(sched.buffers, [b.name for b in inputs], sched.consts, outputs,
                       sched.steps)
-    from fgrad.lowering.lower_dot import fold_gemm_updates  # (lower_dot imports this module)
-    return fold_gemm_updates(program)
+    # (both modules import this one)
+    from fgrad.lowering.dedupe import merge_duplicate_kernels
+    from fgrad.lowering.lower_dot import fold_gemm_updates
+    return fold_gemm_updates(merge_duplicate_kernels(program))
 
 
 __all__ = ["Buffer", "LibraryCall", "Branch", "Repeat", "WhileLoop", "Step", "Program", "Lazy",
