@@ -35,9 +35,9 @@ and are not stored.
 
 Measured on the 2-core Zen 4 VM (``bench/README.md``), one thread: 0.78-0.97x
 OpenBLAS's time over a grid of medium products (``x @ w``, 128x784 by 784x512:
-0.92 ms, OpenBLAS 1.07, XLA 0.98), 0.4-0.6x on a CNN's thin products with a
+0.92 ms, OpenBLAS 1.07, XLA 0.98), 0.3-0.7x on a CNN's thin products with a
 large A (50176x144x32: 4.2 ms, OpenBLAS 7.4). Without packing it loses on large
-products (2048^3: 1.29x), where a block of A outgrows L2 and a strip of B spans
+products (2048^3: 1.1-1.3x over runs), where a block of A outgrows L2 and a strip of B spans
 more cache sets than it fits in, and on small ones (under 1M multiply-adds)
 where BLAS's small-matrix kernels win; ``use_for`` keeps those on BLAS. In
 float64 (tiles of 8 x 16 and 16 x 8) it ties with OpenBLAS, so float64 products
