@@ -30,6 +30,7 @@ from fgrad.config import config
 from fgrad.core.ad_util import Zero, is_undefined_primal, tangent_aval
 from fgrad.core.array import Array
 from fgrad.core.avals import ShapedArray, get_aval
+from fgrad.core import dtypes
 from fgrad.core.dtypes import canonicalize_dtype
 from fgrad.core.errors import FgradTypeError, api_boundary
 from fgrad.core.jaxpr import ClosedJaxpr, Jaxpr
@@ -247,7 +248,9 @@ class CacheInfo:
 
 
 def _typed_values(xs: Sequence[Any], key: list[Any]) -> list[np.ndarray] | None:
-    """The numpy values of ``xs`` if all are arrays (appending their types to ``key``)."""
+    """The numpy values of ``xs`` if all are arrays or scalars (appending their types to
+    ``key``). A Python or numpy scalar becomes the array ``canonicalize_arg`` would make
+    of it (a Python int: a weak int32 or int64; a step counter is the usual one)."""
     raw = []
     for x in xs:
         t = type(x)
@@ -257,6 +260,14 @@ def _typed_values(xs: Sequence[Any], key: list[Any]) -> list[np.ndarray] | None:
         elif t is np.ndarray:
             value = x
             key += (value.shape, value.dtype, False)
+        elif t in (int, float, bool) or (isinstance(x, np.generic)
+                                         and x.dtype.kind in "biuf"):
+            try:
+                dtype, weak = dtypes.dtype_and_weak_type(x)
+            except (OverflowError, TypeError):
+                return None  # (the general path raises the error)
+            value = np.asarray(x, dtype=dtype)
+            key += ((), dtype, weak)
         else:
             return None
         raw.append(value)

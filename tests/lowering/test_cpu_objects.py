@@ -173,3 +173,25 @@ def test_temporaries_are_kept_between_calls_and_shared_by_nobody() -> None:
     for t in threads:
         t.join()
     assert not wrong
+
+
+def test_fast_path_takes_python_and_numpy_scalars() -> None:
+    # A training loop passes its step number as a Python int: that call must not fall
+    # back to flattening, canonicalizing and binding every leaf (4x slower).
+    calls = []
+
+    def step(x: Any, s: Any, lr: Any, flag: Any) -> Any:
+        calls.append(1)
+        return x * s - lr, flag
+
+    f = fgrad.jit(step, backend="cpu")
+    for s in range(4):
+        out, flag = f(X, s, 0.5, True)
+        assert out.dtype == np.float32 and flag.dtype == np.bool_  # weak int, weak float
+        np.testing.assert_allclose(np.asarray(out), X * s - 0.5, rtol=1e-6)
+    assert len(calls) == 1 and len(f._fast) == 1  # traced once; later calls took the fast path
+    out, _ = f(X, np.int32(3), np.float32(0.5), np.bool_(False))  # strong scalars: a new type
+    np.testing.assert_allclose(np.asarray(out), X * 3 - 0.5, rtol=1e-6)
+    assert len(calls) == 2
+    with pytest.raises(OverflowError):  # as on the general path
+        f(X, 2 ** 40 if not config.enable_x64 else 2 ** 70, 0.5, True)
