@@ -28,6 +28,8 @@ from fgrad.lowering.simplify import _Substitute
 
 
 def merge_duplicate_kernels(program: Program) -> Program:
+    """``program`` with each kernel that repeats an earlier one (``_key``) dropped and
+    its buffer read from the earlier kernel's (see the module docstring for when)."""
     written: dict[str, int] = {}
     in_nested: set[str] = set()
     for step in program.steps:
