@@ -247,6 +247,37 @@ class CacheInfo:
         return f"CacheInfo(hits={self.hits}, misses={self.misses}, currsize={self.currsize})"
 
 
+class _Unusual(Exception):
+    """A tree ``_structure`` leaves to ``tree_flatten``."""
+
+
+_PLAIN_LEAVES = (np.ndarray, Array, int, float, bool)
+
+
+def _structure(tree: Any, leaves: list[Any]) -> Any:
+    """The fast path's stand-in for ``tree_flatten(tree)[1]`` when ``tree`` is made of
+    tuples, lists, dicts and None over arrays and scalars (an optimizer state, a list of
+    layers' parameters): nested tuples, which Python hashes and compares in C, where a
+    ``PyTreeDef`` is built, hashed and compared node by node in Python (a state of 22
+    arrays: 9 us instead of 21). Appends the leaves in ``tree_flatten``'s order (dicts
+    by sorted key); raises ``_Unusual`` for anything else."""
+    t = type(tree)
+    if t is tuple or t is list:
+        return (t, *[_structure(child, leaves) for child in tree])
+    if t is dict:
+        try:
+            keys = tuple(sorted(tree))
+        except TypeError:
+            raise _Unusual from None  # (tree_flatten names the problem)
+        return (dict, keys, *[_structure(tree[k], leaves) for k in keys])
+    if tree is None:
+        return None
+    if t in _PLAIN_LEAVES or isinstance(tree, np.generic):
+        leaves.append(tree)
+        return 0
+    raise _Unusual
+
+
 def _typed_values(xs: Sequence[Any], key: list[Any]) -> list[np.ndarray] | None:
     """The numpy values of ``xs`` if all are arrays or scalars (appending their types to
     ``key``). A Python or numpy scalar becomes the array ``canonicalize_arg`` would make
@@ -334,7 +365,9 @@ class Jitted:
         return leaves, in_tree, static, fun_of_dyn
 
     def trace(self, *args: Any, **kwargs: Any) -> tuple[ClosedJaxpr, Any, list[Any]]:
-        """Stage for these arguments (or take the cached jaxpr). Returns (jaxpr, out_tree, leaves)."""
+        """Stage for these arguments (or take the cached jaxpr).
+
+        Returns (jaxpr, out_tree, leaves)."""
         leaves, in_tree, static, fun_of_dyn = self._split(args, kwargs)
         name = api_util.fun_name(self.fun)
         leaves = api_util.canonicalize_leaves(leaves, f"jit({name})")
@@ -442,8 +475,12 @@ class Jitted:
         key: list[Any] = [self.backend or default_backend(), config.enable_x64]
         raw = _typed_values(args, key)
         if raw is None:
-            leaves, in_tree = tree_flatten(args)
-            key = [in_tree, *key]
+            leaves: list[Any] = []
+            try:
+                structure: Any = _structure(args, leaves)
+            except _Unusual:  # a namedtuple, a registered node, an unknown leaf
+                leaves, structure = tree_flatten(args)
+            key = [structure, *key]
             raw = _typed_values(leaves, key)
             if raw is None:
                 return None

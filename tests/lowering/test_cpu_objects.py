@@ -5,6 +5,7 @@ give the same result (or the same clear error); none may crash or compute wrong.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -195,3 +196,27 @@ def test_fast_path_takes_python_and_numpy_scalars() -> None:
     assert len(calls) == 2
     with pytest.raises(OverflowError):  # as on the general path
         f(X, 2 ** 40 if not config.enable_x64 else 2 ** 70, 0.5, True)
+
+
+def test_fast_path_keys_pytrees_by_their_structure() -> None:
+    calls = []
+
+    def step(state: Any, x: Any) -> Any:
+        calls.append(1)
+        return fgrad.tree_util.tree_map(lambda a: a * 2, state), x + 1
+
+    f = fgrad.jit(step, backend="cpu")
+    a, b = X, Y
+    states = [{"w": [a, (b, None)], "n": np.int32(1)}, {"w": [a, [b, None]], "n": np.int32(1)},
+              {"v": [a, (b, None)], "n": np.int32(1)}, ([a, (b, None)], np.int32(1))]
+    for k, state in enumerate(states):
+        for _ in range(2):  # the second call of each takes the fast path
+            with warnings.catch_warnings():  # (the recompile warning, from the third on)
+                warnings.simplefilter("ignore")
+                out, _ = f(state, X)
+            want = fgrad.tree_util.tree_map(lambda v: np.asarray(v) * 2, state)
+            assert fgrad.tree_util.tree_structure(out) == fgrad.tree_util.tree_structure(want)
+            for g, w in zip(fgrad.tree_util.tree_leaves(out), fgrad.tree_util.tree_leaves(want)):
+                np.testing.assert_allclose(np.asarray(g), w)
+        assert len(calls) == k + 1  # a list for a tuple, another key: a new trace each
+    assert len(f._fast) == len(states)
