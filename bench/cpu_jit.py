@@ -261,8 +261,25 @@ def bench_dispatch(opts: Any, fg: Any, jx: Any) -> list[Row]:
     f_fg, f_jx = fg.jit(f, backend="cpu"), jx.jit(f)
     t = best_of({"fgrad": lambda: f_fg(x, x), "jax": lambda: f_jx(xj, xj).block_until_ready(),
                  "numpy": lambda: f(x, x)}, *opts.reps(20, 2000))
-    return [show(Row("(d) dispatch, x*y+1 on f32[3]", t["fgrad"], t["jax"],
+    rows = [show(Row("(d) dispatch, x*y+1 on f32[3]", t["fgrad"], t["jax"],
                      {"numpy": t["numpy"]}, "<= 1.0x jax", t["fgrad"] <= t["jax"], unit="us"))]
+    return rows + [dispatch_pytree(opts, fg, jx)]
+
+
+def dispatch_pytree(opts: Any, fg: Any, jx: Any) -> Row:
+    """Not one of the issue's targets, shown for what a training loop pays per call: a
+    step counter (a Python int) and an optimizer-like state of 20 small arrays."""
+    params = [(np.ones((4, 4), np.float32), np.ones(4, np.float32)) for _ in range(5)]
+    state = (params, params)
+
+    def step(i: Any, state: Any) -> Any:
+        return i + 1, [(w * 0.9, b * 0.9) for w, b in state[0]], state[1]
+    f_fg, f_jx = fg.jit(step, backend="cpu"), jx.jit(step)
+    sj = jx.device_put(state)
+    t = best_of({"fgrad": lambda: f_fg(3, state),
+                 "jax": lambda: jx.block_until_ready(f_jx(3, sj))}, *opts.reps(20, 500))
+    return show(Row("(d) dispatch, int + 20-array pytree", t["fgrad"], t["jax"], {},
+                    "(shown, no target)", None, unit="us"))
 
 
 def cnn_loss(np_like: Any, lax_like: Any, log_softmax: Any, stride: int) -> Callable[..., Any]:
@@ -368,8 +385,9 @@ def run_child(opts: Any) -> None:
           f"numpy {np.__version__}, jax {jax.__version__}, load average "
           f"{os.getloadavg()[0]:.1f}", flush=True)
     rows = [row for name in opts.workloads for row in WORKLOADS[name](opts, fgrad, jax)]
-    met = sum(bool(r.met) for r in rows)
-    print(f"targets met: {met} of {len(rows)}\n", flush=True)
+    targets = [r for r in rows if r.met is not None]
+    met = sum(bool(r.met) for r in targets)
+    print(f"targets met: {met} of {len(targets)}\n", flush=True)
 
 
 def main() -> None:
