@@ -404,8 +404,6 @@ def _pad(s: Scheduler, x: Lazy, fill: Lazy, *,
             conds += [ge(i, lo), lt(shifted, n)]
             src.append(shifted)
         cond = all_of(conds)
-        if cond is not None and cond.is_const() and not cond.args[0]:
-            return fill.read([], valid)  # all padding
         return select(cond, x.read(src, all_of([valid, cond])), fill.read([], valid))
 
     return Lazy(shape, x.dtype, read, cost=x.cost + 1)

@@ -22,8 +22,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from fgrad.lowering.kernel_ir import (
-    Alu, Cast, Const, Idx, IndexValue, ScalarOp, Store, Value, all_of, alu, as_idx, eq,
-    from_value, ge, lt)
+    Cast, Const, Idx, IndexValue, ScalarOp, Store, Value, all_of, alu, as_idx, eq,
+    from_value, ge, lt, select)
 from fgrad.lowering.lower_rules import _wide
 from fgrad.lowering.schedule import (
     Lazy, Scheduler, buffer_value, const_value, flat_index, loop_nest)
@@ -57,9 +57,6 @@ def _source(o: Sequence[Idx], taps: Sequence[Idx], shape: Sequence[int], w: Wind
     return src, all_of(conds)
 
 
-def _flag(cond: Idx) -> Value:
-    return Cast(IndexValue(cond, np.dtype(np.int64)), np.dtype(bool))
-
 
 def window_view(x: Lazy, fill: Any, w: Window, dtype: np.dtype | None = None) -> Lazy:
     """``x`` seen as ``out_shape + window_shape`` windows, ``fill`` in the padding."""
@@ -72,7 +69,7 @@ def window_view(x: Lazy, fill: Any, w: Window, dtype: np.dtype | None = None) ->
         src, cond = _source(idxs[:n], idxs[n:], x.shape, w)
         v = x.read(src, all_of([valid, cond]))
         v = v if v.dtype == dtype else Cast(v, dtype)
-        return v if cond is None else Alu(O.WHERE, (_flag(cond), v, fill_value), dtype)
+        return select(cond, v, fill_value)
 
     return Lazy(shape, dtype, read, cost=x.cost + 2)
 
@@ -134,7 +131,7 @@ def _select_and_gather_add(s: Scheduler, t: Lazy, x: Lazy, *, select_prim: Any,
         tap = from_value(taps.read(idxs, valid))
         src, cond = _source(idxs, _tap_coords(tap, w["window_dimensions"]), x.shape, w)
         v = t.read(src, all_of([valid, cond]))
-        return v if cond is None else Alu(O.WHERE, (_flag(cond), v, zero), t.dtype)
+        return select(cond, v, zero)
 
     return Lazy(taps.shape, t.dtype, read, cost=t.cost + 3)
 

@@ -43,7 +43,7 @@ import numpy as np
 from fgrad.core.jaxpr import ClosedJaxpr, Literal, Var
 from fgrad.lowering.kernel_ir import (
     AccRef, Accumulate, Alu, Cast, Const, DefineAcc, Idx, IndexValue, Kernel, Load, Loop, Param,
-    ScalarOp, Stmt, Store, Value, all_of, as_idx, masked_load, var)
+    ScalarOp, Stmt, Store, Value, all_of, as_idx, masked_load, select, var)
 from fgrad.lowering.semantics import identity
 from fgrad.lowering.simplify import BLOCK, block_sums, collapse_loops
 from fgrad.lowering.views import ShapeTracker, row_major_strides
@@ -257,14 +257,9 @@ def reindex(x: Lazy, shape: Sequence[int],
         src, cond = index_map(idxs)
         if cond is None:
             return x.read(src, valid)
-        inner = x.read(src, all_of([valid, cond]))
-        return Alu(ScalarOp.WHERE, (_as_bool(cond), inner, fill_value), x.dtype)
+        return select(cond, x.read(src, all_of([valid, cond])), fill_value)
 
     return Lazy(shape, x.dtype, read, cost=x.cost)
-
-
-def _as_bool(cond: Idx) -> Value:
-    return Cast(IndexValue(cond, np.dtype(np.int64)), np.dtype(bool))
 
 
 # --- the scheduler ----------------------------------------------------------------------------
