@@ -9,9 +9,9 @@ only in their output's name and in how their index arithmetic happens to be
 written (``i2 + i4 - 1`` against ``i4 + i2 - 1``, a loop of extent 1 whose
 variable appears in one and not the other).
 
-``merge_duplicate_kernels`` compares kernels by a key that ignores exactly those
-differences (sums ordered, extent-1 loop variables replaced by 0, the output
-renamed) and keeps the first of each kind: the later one's buffer is replaced by
+``merge_duplicate_kernels`` compares kernels in the normal form of
+``simplify.canonical`` (sums ordered, extent-1 loop variables replaced by 0), with
+only the output renamed, and keeps the first of each kind: the later one's buffer is replaced by
 the earlier one's in every later step. It only does so where that cannot change
 a value: both outputs written by their kernel alone and never read-modify-written,
 every input written before the first kernel and not after it (or never: program
@@ -21,10 +21,10 @@ one not a program output.
 
 from __future__ import annotations
 
-from fgrad.lowering.kernel_ir import Idx, Kernel, Loop, Param, Stmt, Store, add, const
+from fgrad.lowering.kernel_ir import Kernel
 from fgrad.lowering.schedule import (
-    LibraryCall, Program, Step, _buffers_used, nested_steps, step_buffers)
-from fgrad.lowering.simplify import _Substitute
+    LibraryCall, Program, Step, buffers_used, nested_steps, step_buffers)
+from fgrad.lowering.simplify import canonical, read_modify_write, rename_buffers
 
 
 def merge_duplicate_kernels(program: Program) -> Program:
@@ -80,53 +80,16 @@ def _single_output(step: Step) -> str | None:
     outs = [p.name for p in step.params if p.is_output]
     if len(outs) != 1:
         return None
-    reads, _ = _buffers_used(step.body)
-    if outs[0] in reads or _accumulates(step.body):
+    reads, _ = buffers_used(step.body)
+    if outs[0] in reads or read_modify_write(step.body):
         return None
     return outs[0]
 
 
-def _accumulates(stmts: tuple[Stmt, ...]) -> bool:
-    return any(_accumulates(s.body) if isinstance(s, Loop) else
-               isinstance(s, Store) and s.op is not None for s in stmts)
-
-
 def _key(kernel: Kernel, out: str) -> str:
-    """``kernel`` printed with its output named ``@out``, the variables of its extent-1
-    loops replaced by 0 and every sum's terms in one order."""
-    ones: dict[str, Idx] = {}
-
-    def collect(stmts: tuple[Stmt, ...]) -> None:
-        for s in stmts:
-            if isinstance(s, Loop):
-                if s.extent == 1:
-                    ones[s.var] = const(0)
-                collect(s.body)
-    collect(kernel.body)
-    params = tuple(Param("@out" if p.name == out else p.name, p.dtype, p.size, p.is_output)
-                   for p in kernel.params)
-    body = _Ordered(ones, {out: "@out"}).stmts(kernel.body)
-    return str(Kernel("k", params, body))
-
-
-class _Ordered(_Substitute):
-    """``_Substitute`` that also writes every sum with its terms sorted."""
-
-    def idx(self, e: Idx) -> Idx:
-        if e.op != "add":
-            return super().idx(e)
-        terms: list[Idx] = []
-        stack = [e]
-        while stack:
-            t = stack.pop()
-            if t.op == "add":
-                stack.extend(t.args)
-            else:
-                terms.append(self.idx(t))
-        total = const(0)
-        for t in sorted(terms, key=str):
-            total = add(total, t)
-        return total
+    """``kernel`` in normal form (``simplify.canonical``) with only its output renamed:
+    equal for two kernels that compute the same buffer from the same inputs."""
+    return str(canonical(kernel, {out: "@out"}))
 
 
 def _renamed(step: Step, rename: dict[str, str]) -> Step:
@@ -134,14 +97,9 @@ def _renamed(step: Step, rename: dict[str, str]) -> Step:
     renamed buffer is never mentioned inside a branch or loop)."""
     if isinstance(step, LibraryCall):
         return LibraryCall(step.name, tuple(rename.get(a, a) for a in step.args), step.params)
-    if not isinstance(step, Kernel) or not any(p.name in rename for p in step.params):
-        return step
-    params: list[Param] = []
-    for p in step.params:
-        name = rename.get(p.name, p.name)
-        if all(q.name != name for q in params):  # (both buffers read by one kernel)
-            params.append(Param(name, p.dtype, p.size, p.is_output))
-    return Kernel(step.name, tuple(params), _Substitute({}, rename).stmts(step.body))
+    if isinstance(step, Kernel) and any(p.name in rename for p in step.params):
+        return rename_buffers(step, rename)
+    return step
 
 
 __all__ = ["merge_duplicate_kernels"]

@@ -382,7 +382,7 @@ class Scheduler:
         self.steps.append(Kernel(name, self._params(body), block_sums(collapse_loops(tuple(body)))))
 
     def _params(self, body: Sequence[Stmt]) -> tuple[Param, ...]:
-        reads, writes = _buffers_used(body)
+        reads, writes = buffers_used(body)
         ordered = [n for n in self.buffers if n in reads or n in writes]
         return tuple(Param(n, self.buffers[n].dtype, self.buffers[n].size, n in writes)
                      for n in ordered)
@@ -506,7 +506,7 @@ def flat_index(idxs: Sequence[Idx], shape: Sequence[int]) -> Idx:
     return flat
 
 
-def _buffers_used(stmts: Sequence[Stmt]) -> tuple[set[str], set[str]]:
+def buffers_used(stmts: Sequence[Stmt]) -> tuple[set[str], set[str]]:
     reads: set[str] = set()
     writes: set[str] = set()
     seen: set[int] = set()  # expressions are DAGs: visit each shared node once
@@ -587,4 +587,4 @@ def schedule(closed: ClosedJaxpr) -> Program:
 __all__ = ["Buffer", "LibraryCall", "Branch", "Repeat", "WhileLoop", "Step", "Program", "Lazy",
            "Scheduler", "LoweringError", "RECOMPUTE_LIMIT", "buffer_value", "const_value",
            "elementwise", "reindex", "loop_nest", "flat_index", "schedule", "nested_steps",
-           "step_buffers"]
+           "step_buffers", "buffers_used"]

@@ -56,7 +56,7 @@ def collapse_loops(stmts: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
                 # so coef(inner) * merged, with merged = outer * E + inner, is the same index
                 body = _Substitute({s.var: const(0), inner.var: var(s.var)}).stmts(inner.body)
                 s = Loop(s.var, s.extent * inner.extent, body,
-                         s.parallel and not _read_modify_write(body))
+                         s.parallel and not read_modify_write(body))
         out.append(s)
     return tuple(out)
 
@@ -143,9 +143,10 @@ def _mergeable(outer: str, inner: str, extent: int, body: tuple[Stmt, ...]) -> b
     return ok
 
 
-def _read_modify_write(stmts: tuple[Stmt, ...]) -> bool:
+def read_modify_write(stmts: tuple[Stmt, ...]) -> bool:
+    """Does any store in ``stmts`` update its element (``+=``) rather than set it?"""
     return any(isinstance(s, Store) and s.op is not None or
-               isinstance(s, Loop) and _read_modify_write(s.body) for s in stmts)
+               isinstance(s, Loop) and read_modify_write(s.body) for s in stmts)
 
 
 # --- block sums ---------------------------------------------------------------------------------
@@ -186,13 +187,39 @@ def _blocked(loop: Loop, acc: Accumulate, define: DefineAcc) -> list[Stmt]:
 
 # --- substitution -------------------------------------------------------------------------------
 
-def canonical(kernel: Kernel) -> Kernel:
-    """``kernel`` named ``kernel``, its buffers ``p0, p1, ...`` in parameter order: two
-    kernels that compute the same thing on different buffers become equal (and print
-    the same), so a renderer compiles one function for both."""
-    names = {p.name: f"p{i}" for i, p in enumerate(kernel.params)}
-    params = tuple(Param(names[p.name], p.dtype, p.size, p.is_output) for p in kernel.params)
-    return Kernel("kernel", params, _Substitute({}, names).stmts(kernel.body))
+def canonical(kernel: Kernel, names: dict[str, str] | None = None) -> Kernel:
+    """``kernel`` in a normal form, for comparing kernels: named ``kernel``, its buffers
+    renamed by ``names`` (default: ``p0, p1, ...`` in parameter order), every sum's terms
+    in one order, and the variables of loops of extent 1 replaced by 0. Two kernels
+    that compute the same thing on other buffers become equal (a renderer compiles one
+    function for both); with ``names`` renaming only the output, two that compute the
+    same buffer from the same inputs do (``dedupe.py``), however their index arithmetic
+    happened to be written (``i2 + i4 - 1`` against ``i4 + i2 - 1``)."""
+    if names is None:
+        names = {p.name: f"p{i}" for i, p in enumerate(kernel.params)}
+    zeros: dict[str, Idx] = {}
+
+    def find_ones(stmts: tuple[Stmt, ...]) -> None:
+        for s in stmts:
+            if isinstance(s, Loop):
+                if s.extent == 1:
+                    zeros[s.var] = const(0)
+                find_ones(s.body)
+    find_ones(kernel.body)
+    params = tuple(Param(names.get(p.name, p.name), p.dtype, p.size, p.is_output)
+                   for p in kernel.params)
+    return Kernel("kernel", params, _Normalize(zeros, names).stmts(kernel.body))
+
+
+def rename_buffers(kernel: Kernel, names: dict[str, str]) -> Kernel:
+    """``kernel`` reading and writing ``names[b]`` wherever it did ``b`` (a buffer that
+    becomes one already among its parameters is listed once)."""
+    params: list[Param] = []
+    for p in kernel.params:
+        name = names.get(p.name, p.name)
+        if all(q.name != name for q in params):
+            params.append(Param(name, p.dtype, p.size, p.is_output))
+    return Kernel(kernel.name, tuple(params), _Substitute({}, names).stmts(kernel.body))
 
 
 class _Substitute:
@@ -250,4 +277,25 @@ class _Substitute:
         return tuple(out)
 
 
-__all__ = ["collapse_loops", "block_sums", "canonical", "BLOCK"]
+class _Normalize(_Substitute):
+    """``_Substitute`` that also writes every sum with its terms sorted."""
+
+    def idx(self, e: Idx) -> Idx:
+        if e.op != "add":
+            return super().idx(e)
+        terms: list[Idx] = []
+        stack = [e]
+        while stack:
+            t = stack.pop()
+            if t.op == "add":
+                stack.extend(t.args)
+            else:
+                terms.append(self.idx(t))
+        total = const(0)
+        for t in sorted(terms, key=str):
+            total = add(total, t)
+        return total
+
+
+__all__ = ["collapse_loops", "block_sums", "canonical", "rename_buffers", "read_modify_write",
+           "BLOCK"]
