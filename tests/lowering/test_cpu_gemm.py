@@ -32,7 +32,7 @@ def routine(dtype: Any) -> Any:
     _, engine = cpu_compile._engine()
     scalar = ctypes.c_float if dtype == np.float32 else ctypes.c_double
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    return ctypes.CFUNCTYPE(None, i64, i64, i64, i64, scalar, ptr, i64, ptr, i64, i64, ptr,
+    return ctypes.CFUNCTYPE(None, i64, i64, i64, i64, scalar, ptr, i64, ptr, i64, ptr, ptr,
                             i64)(engine.get_function_address(gemm.symbol(np.dtype(dtype))))
 
 
@@ -52,7 +52,8 @@ def products(draw: Any) -> dict[str, Any]:
     size = st.one_of(st.integers(1, 40), st.sampled_from(tile_edges(dtype)))
     m, n, k = draw(size), draw(size), draw(size)
     return dict(dtype=dtype, m=m, n=n, k=k, trans_a=draw(st.booleans()),
-                beta=draw(st.booleans()), alpha=draw(st.sampled_from([1.0, -0.25, 3.0])),
+                addend=draw(st.sampled_from(["none", "separate", "C itself"])),
+                alpha=draw(st.sampled_from([1.0, -0.25, 3.0])),
                 pad=draw(st.sampled_from([0, 1, 17])), seed=draw(st.integers(0, 2 ** 16)))
 
 
@@ -64,13 +65,15 @@ def test_routine_equals_numpy(case: dict[str, Any]) -> None:
     a = rng.normal(size=(rows_a, cols_a + pad)).astype(dtype)  # padded rows: lda > cols
     b = rng.normal(size=(k, n + pad)).astype(dtype)
     c = rng.normal(size=(m, n + pad)).astype(dtype)
+    p = rng.normal(size=(m, n + pad)).astype(dtype)  # (laid out as C)
     before = c.copy()
+    addend = {"none": None, "separate": p.ctypes.data, "C itself": c.ctypes.data}[case["addend"]]
     routine(dtype)(case["trans_a"], m, n, k, case["alpha"], a.ctypes.data, a.shape[1],
-                   b.ctypes.data, b.shape[1], case["beta"], c.ctypes.data, c.shape[1])
+                   b.ctypes.data, b.shape[1], addend, c.ctypes.data, c.shape[1])
     op_a = a[:, :cols_a].astype(np.float64)
     want = case["alpha"] * ((op_a.T if case["trans_a"] else op_a) @ b[:, :n])
-    if case["beta"]:
-        want += before[:, :n]
+    if case["addend"] != "none":
+        want += (p if case["addend"] == "separate" else before)[:, :n]
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(c[:, :n], want, rtol=tol, atol=tol * 10 * np.sqrt(k))
     np.testing.assert_array_equal(c[:, n:], before[:, n:])  # the padding is not written
@@ -102,11 +105,12 @@ def test_routine_reads_and_writes_nothing_past_its_operands(dtype: Any, trans_a:
     rng = np.random.default_rng(0)
     a = before_a_wall((k, m) if trans_a else (m, k), dtype, keep)
     b, c = before_a_wall((k, n), dtype, keep), before_a_wall((m, n), dtype, keep)
+    p = before_a_wall((m, n), dtype, keep)
     a[...] = rng.normal(size=a.shape)
     b[...] = rng.normal(size=b.shape)
-    c[...] = 1.0
-    routine(dtype)(trans_a, m, n, k, 2.0, a.ctypes.data, a.shape[1], b.ctypes.data, n, 1,
-                   c.ctypes.data, n)
+    p[...] = 1.0
+    routine(dtype)(trans_a, m, n, k, 2.0, a.ctypes.data, a.shape[1], b.ctypes.data, n,
+                   p.ctypes.data, c.ctypes.data, n)
     np.testing.assert_allclose(c, 1.0 + 2.0 * ((a.T if trans_a else a) @ b), rtol=1e-5)
 
 

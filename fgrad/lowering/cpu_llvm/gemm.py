@@ -120,16 +120,20 @@ def use_for(dtype: np.dtype, m: int, n: int, k: int, trans_a: bool, trans_b: boo
 
 def signature(dtype: np.dtype) -> ir.FunctionType:
     """``void(i64 trans_a, i64 m, i64 n, i64 k, T alpha, ptr A, i64 lda, ptr B, i64 ldb,
-    i64 beta, ptr C, i64 ldc)``; ``beta`` is 0 (C is overwritten) or 1 (C is added to)."""
+    ptr P, ptr C, i64 ldc)``: ``C = P + alpha * op(A) @ B``, P laid out as C (row
+    stride ``ldc``), or ``C = alpha * op(A) @ B`` when P is null. P may be C itself
+    (``C += ...``); it is read where the first block of the contraction is stored, so
+    an optimizer's ``w - lr * g`` needs no copy of ``w`` into C first."""
     t = llvm_type(dtype)
-    return ir.FunctionType(ir.VoidType(), [I64, I64, I64, I64, t, PTR, I64, PTR, I64, I64,
+    return ir.FunctionType(ir.VoidType(), [I64, I64, I64, I64, t, PTR, I64, PTR, I64, PTR,
                                            PTR, I64])
 
 
 def _tile(module: ir.Module, dtype: np.dtype, shape: tuple[int, int], masked: bool
           ) -> ir.Function:
-    """``tile(a, sr, sk, b, ldb, c, ldc, kc, rows, cols, alpha, add)``: C[:rows, :cols] =
-    alpha * sum over kc steps of op(A)[r, k] * B[k, :] (+ C if ``add``), for a tile of
+    """``tile(a, sr, sk, b, ldb, c, ldc, src, kc, rows, cols, alpha, add)``: C[:rows, :cols]
+    = alpha * sum over kc steps of op(A)[r, k] * B[k, :] (+ ``src``'s block if ``add``:
+    the addend, or C itself after the first block of the contraction), for a tile of
     ``shape`` = (MR rows, NV vectors). Element (r, k) of op(A) is at ``a + r*sr + k*sk``.
     ``masked``: cols may be fewer than the tile's NV vectors."""
     t, w = llvm_type(dtype), lanes(dtype)
@@ -138,13 +142,13 @@ def _tile(module: ir.Module, dtype: np.dtype, shape: tuple[int, int], masked: bo
     name = (f"fgrad_gemm_tile{MR}x{NV}_{np.dtype(dtype).name}"
             f"{'_masked' if masked else ''}")
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [
-        PTR, I64, I64, PTR, I64, PTR, I64, I64, I64, I64, t, I1]), name=name)
+        PTR, I64, I64, PTR, I64, PTR, I64, PTR, I64, I64, I64, t, I1]), name=name)
     fn.linkage = "internal"
     fn.attributes.add("noinline")
-    for arg in (0, 3, 5):
+    for arg in (0, 3):  # (C and src may be one buffer)
         fn.args[arg].add_attribute("noalias")
-    _name_args(fn, "a sr sk b ldb c ldc kc rows cols alpha add")
-    a, sr, sk, bp, ldb, cp, ldc, kc, rows, cols, alpha, add = fn.args
+    _name_args(fn, "a sr sk b ldb c ldc src kc rows cols alpha add")
+    a, sr, sk, bp, ldb, cp, ldc, src, kc, rows, cols, alpha, add = fn.args
     entry, loop, done = (fn.append_basic_block(x) for x in ("entry", "loop", "done"))
     b = ir.IRBuilder(entry)
     fma = get_or_declare(module, f"llvm.fma.{_suffix(vec)}", ir.FunctionType(vec, [vec] * 3))
@@ -202,7 +206,7 @@ def _tile(module: ir.Module, dtype: np.dtype, shape: tuple[int, int], masked: bo
     k.add_incoming(k_next, loop)
     b.cbranch(b.icmp_signed("<", k_next, kc), loop, done)
 
-    # store each row that exists: alpha * acc (+ C)
+    # store each row that exists: alpha * acc (+ src)
     b.position_at_end(done)
     alphas = _splat(b, alpha, vec)
     for r in range(MR):
@@ -210,10 +214,12 @@ def _tile(module: ir.Module, dtype: np.dtype, shape: tuple[int, int], masked: bo
         b.cbranch(b.icmp_signed("<", const(r), rows), store_row, next_row)
         b.position_at_end(store_row)
         c_row = b.gep(cp, [b.mul(const(r), ldc)], source_etype=t)
+        src_row = b.gep(src, [b.mul(const(r), ldc)], source_etype=t)
         for v in range(NV):
             at = b.gep(c_row, [const(v * w)], source_etype=t)
-            old = (masked_load(module, b, at, vec, masks[v], zero) if masked
-                   else b.load(at, typ=vec, align=np.dtype(dtype).itemsize))
+            from_ = b.gep(src_row, [const(v * w)], source_etype=t)
+            old = (masked_load(module, b, from_, vec, masks[v], zero) if masked
+                   else b.load(from_, typ=vec, align=np.dtype(dtype).itemsize))
             value = b.select(add, b.call(fma, [alphas, new[r][v], old]),
                              b.fmul(alphas, new[r][v]))
             if masked:
@@ -268,7 +274,7 @@ def _driver(module: ir.Module, dtype: np.dtype) -> ir.Function:
     of columns (the wide tile would leave half its registers masked off), else the
     wide one, each in its loop nest (``_blocked``)."""
     fn = ir.Function(module, signature(dtype), name=symbol(dtype))
-    _name_args(fn, "trans_a m n k alpha a lda b ldb beta c ldc")
+    _name_args(fn, "trans_a m n k alpha a lda b ldb addend c ldc")
     wide, narrow = _blocked(module, dtype, WIDE), _blocked(module, dtype, NARROW)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     n = fn.args[2]
@@ -292,8 +298,8 @@ def _blocked(module: ir.Module, dtype: np.dtype, shape: tuple[int, int]) -> ir.F
     masked = _tile(module, dtype, shape, masked=True)
     fn = ir.Function(module, signature(dtype), name=f"{symbol(dtype)}_{MR}x{NV}")
     fn.linkage = "internal"
-    _name_args(fn, "trans_a m n k alpha a lda b ldb beta c ldc")
-    ta, m, n, k, alpha, a, lda, bp, ldb, beta, cp, ldc = fn.args
+    _name_args(fn, "trans_a m n k alpha a lda b ldb addend c ldc")
+    ta, m, n, k, alpha, a, lda, bp, ldb, addend, cp, ldc = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     one = ir.Constant(I64, 1)
     # element (r, k) of op(A): a + r*sr + k*sk
@@ -310,17 +316,20 @@ def _blocked(module: ir.Module, dtype: np.dtype, shape: tuple[int, int]) -> ir.F
             yield start, b.select(b.icmp_signed("<", left, size), left, size)
 
     with blocks(k, KC, "kblock") as (k0, kc):
-        add = b.or_(b.icmp_signed("!=", beta, ir.Constant(I64, 0)),
-                    b.icmp_signed("!=", k0, ir.Constant(I64, 0)))
+        # the first block adds to the addend (if any), the others to C itself
+        first = b.icmp_signed("==", k0, ir.Constant(I64, 0))
+        has_addend = b.icmp_unsigned("!=", addend, ir.Constant(PTR, None))
+        add = b.or_(has_addend, b.not_(first))
+        src = b.select(b.and_(first, has_addend), addend, cp)
         a_k = b.gep(a, [b.mul(k0, sk)], source_etype=t)
         b_k = b.gep(bp, [b.mul(k0, ldb)], source_etype=t)
         with blocks(m, MC, "iblock") as (i0, mc), blocks(n, NV * w, "jtile") as (j, cols), \
                 blocks(mc, MR, "itile") as (r, rows):
             i = b.add(i0, r)
+            at_ij = b.add(b.mul(i, ldc), j)
             args = [b.gep(a_k, [b.mul(i, sr)], source_etype=t), sr, sk,
-                    b.gep(b_k, [j], source_etype=t), ldb,
-                    b.gep(cp, [b.add(b.mul(i, ldc), j)], source_etype=t), ldc, kc, rows,
-                    cols, alpha, add]
+                    b.gep(b_k, [j], source_etype=t), ldb, b.gep(cp, [at_ij], source_etype=t),
+                    ldc, b.gep(src, [at_ij], source_etype=t), kc, rows, cols, alpha, add]
             whole, edge, after = (fn.append_basic_block(x) for x in ("whole", "edge", "after"))
             b.cbranch(b.icmp_signed("==", cols, ir.Constant(I64, NV * w)), whole, edge)
             for block, tile in ((whole, full), (edge, masked)):

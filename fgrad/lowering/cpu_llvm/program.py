@@ -205,10 +205,10 @@ def _render_gemm(modules: Modules, b: ir.IRBuilder, call: LibraryCall,
     Fortran BLAS takes every argument by pointer: ``gemm(transa, transb, m, n, k,
     alpha, a, lda, b, ldb, beta, c, ldc)``. A large product is cut into pieces the
     thread pool shares (``pool.py``, ``_gemm_piece``); each runs on one BLAS thread.
-    With an addend (``gemm(a, b, p)``), each piece first copies its block of ``p``
-    into C and BLAS adds to it (``beta = 1``). The pieces, mere calls, are compiled
-    lightly (the ``cheap`` module).
-    """
+    With an addend (``gemm(a, b, p)``), fgrad's routine (``gemm.py``) reads ``p``
+    itself; for BLAS each piece first copies its block of ``p`` into C and BLAS adds
+    to it (``beta = 1``). The pieces, mere calls, are compiled lightly (the ``cheap``
+    module)."""
     module = modules.main
     c_name = call.args[-1]
     dtype = program.buffers[c_name].dtype
@@ -265,6 +265,17 @@ def _call_gemm(module: ir.Module, b: ir.IRBuilder, call: LibraryCall, dtype: np.
     def at(ptr: ir.Value, offset: Any) -> ir.Value:
         return b.gep(ptr, [value(offset)], inbounds=True, source_etype=typ)
 
+    a_block = at(a, r0 if ta else mul(r0, k))
+    b_block = at(b_, mul(c0, k) if tb else c0)
+    c_block = at(c, plus(mul(r0, n), c0))
+    if gemm.use_for(dtype, m, n, k, ta, tb):  # fgrad's own routine (gemm.py)
+        gemm.register(dtype)
+        own = get_or_declare(module, gemm.symbol(dtype), gemm.signature(dtype))
+        p_block = at(addend[0], plus(mul(r0, n), c0)) if addend else ir.Constant(PTR, None)
+        b.call(own, [value(int(ta)), value(mm), value(nn), value(k),
+                     ir.Constant(typ, call.param("alpha", 1.0)), a_block, value(m if ta else k),
+                     b_block, value(n), p_block, c_block, value(n)])
+        return
     if addend:  # C's block starts as the addend's (BLAS then adds the product: beta = 1)
         memcpy = module.declare_intrinsic("llvm.memcpy", [PTR, PTR, I64])
 
@@ -276,16 +287,6 @@ def _call_gemm(module: ir.Module, b: ir.IRBuilder, call: LibraryCall, dtype: np.
         else:
             with for_range(b, value(mm), "row") as r:
                 copy(plus(mul(plus(r, r0), n), c0), nn)
-    a_block = at(a, r0 if ta else mul(r0, k))
-    b_block = at(b_, mul(c0, k) if tb else c0)
-    c_block = at(c, plus(mul(r0, n), c0))
-    if gemm.use_for(dtype, m, n, k, ta, tb):  # fgrad's own routine (gemm.py)
-        gemm.register(dtype)
-        own = get_or_declare(module, gemm.symbol(dtype), gemm.signature(dtype))
-        b.call(own, [value(int(ta)), value(mm), value(nn), value(k),
-                     ir.Constant(typ, call.param("alpha", 1.0)), a_block, value(m if ta else k),
-                     b_block, value(n), value(1 if addend else 0), c_block, value(n)])
-        return
     fn = get_or_declare(module, "fgrad_sgemm" if dtype == np.float32 else "fgrad_dgemm",
                         ir.FunctionType(ir.VoidType(), [PTR] * 13))
     i32 = ir.IntType(32)
