@@ -175,6 +175,33 @@ def _unflatten(treedef: PyTreeDef, leaves: Iterator[Any]) -> Any:
     return treedef._kind.unflatten(treedef._node_data, children)
 
 
+class NotPlain(Exception):
+    """Raised by ``plain_structure`` for a tree with other nodes than tuples, lists,
+    dicts and None."""
+
+
+def plain_structure(tree: Any, leaves: list[Any]) -> Any:
+    """A hashable stand-in for ``tree_flatten(tree)[1]`` when ``tree``'s nodes are only
+    tuples, lists, dicts and None (an optimizer state, a list of layers' parameters):
+    nested tuples, which Python builds, hashes and compares in C, where a ``PyTreeDef``
+    is built, hashed and compared node by node in Python (jit keys its fast path on
+    it: a state of 22 arrays, 9 us instead of 21). Two trees get equal stand-ins
+    exactly when their treedefs are equal. Appends the leaves in ``tree_flatten``'s
+    order; raises ``NotPlain`` for any other node (a namedtuple, a registered type)."""
+    t = type(tree)
+    if t is tuple or t is list:
+        return (t, *[plain_structure(child, leaves) for child in tree])
+    if t is dict:
+        children, keys = _flatten_dict(tree)
+        return (dict, keys, *[plain_structure(child, leaves) for child in children])
+    if tree is None:
+        return None
+    if _kind_of(tree) is not None:
+        raise NotPlain(t.__name__)
+    leaves.append(tree)
+    return 0
+
+
 def flatten_up_to(treedef: PyTreeDef, tree: Any) -> list[Any]:
     """The subtrees of ``tree`` at the leaf positions of ``treedef`` (for vmap's in_axes).
 

@@ -323,3 +323,24 @@ def test_public_face_reexports_core() -> None:
     for name in tree_util.__all__:
         assert getattr(tree_util, name) is getattr(pytree, name)
     assert tree_util.PyTreeDef is PyTreeDef
+
+
+def test_plain_structure_stands_in_for_the_treedef() -> None:
+    """jit's fast path keys on it: equal exactly when the treedefs are, same leaves."""
+    a, b = np.ones(2), np.zeros(3)
+    trees = [[a, (b, None)], [a, [b, None]], (a, (b, None)), {"w": a, "b": (b,)},
+             {"v": a, "b": (b,)}, {"b": (b,), "w": a}, [a, (b,)], [[a], (b, None)], a, None,
+             {"n": 3, "x": [a, {"y": b}]}]
+    for t in trees:
+        leaves: list[Any] = []
+        key = pytree.plain_structure(t, leaves)
+        want_leaves, want_def = pytree.tree_flatten(t)
+        assert len(leaves) == len(want_leaves) and all(
+            x is y for x, y in zip(leaves, want_leaves))
+        for u in trees:
+            same = pytree.plain_structure(u, []) == key
+            assert same == (pytree.tree_flatten(u)[1] == want_def), (t, u)
+    Point = collections.namedtuple("Point", "x y")
+    for t in ([Point(a, b)], {"p": collections.OrderedDict(x=a)}):
+        with pytest.raises(pytree.NotPlain):
+            pytree.plain_structure(t, [])
